@@ -1,0 +1,1 @@
+"""Goal models (KPI targets, progress, bonuses) arrive with the goals issue."""

@@ -1,0 +1,1 @@
+"""Reports are read-only over other apps' data; this app owns no tables yet."""

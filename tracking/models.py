@@ -1,0 +1,1 @@
+"""Tracking models (offers, links, clicks, conversions) arrive with the tracking issue."""
