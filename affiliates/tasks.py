@@ -3,7 +3,8 @@
 import logging
 from typing import Any
 
-from celery import Task, shared_task
+from celery import shared_task
+from celery.contrib.django.task import DjangoTask
 from django_scopes import scope
 
 from affiliates.models import Program
@@ -11,7 +12,7 @@ from affiliates.models import Program
 logger = logging.getLogger(__name__)
 
 
-class ProgramTask(Task):
+class ProgramTask(DjangoTask):
     """Run a task inside its program's scope: callers pass ``program_id``; ``run`` receives ``program``."""
 
     typing = False  # run() takes ``program`` while callers send ``program_id``.

@@ -10,8 +10,10 @@ from tests.factories import AffiliateFactory, MembershipFactory, ProgramFactory,
 
 
 @pytest.fixture(autouse=True)
-def _email_backend(settings):
+def _fast_and_local(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # PBKDF2 costs ~0.3 s per hash by design; tests create dozens of users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

@@ -1,0 +1,247 @@
+"""Every program route, found by walking the URLconf, is closed to the wrong people and leaks nothing.
+
+A new route under /p/, /portal/ or /api/v1/programs/ without an entry in ROUTES fails this module.
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django_scopes import scopes_disabled
+from rest_framework.authtoken.models import Token
+
+from affiliates.models import Affiliate, AffiliateStatusChange, Invitation, Membership, Program, User
+from tests.conftest import World
+
+pytestmark = pytest.mark.django_db
+
+PROGRAM_PREFIXES = ("p/<slug:program_slug>/", "portal/<slug:program_slug>/", "api/v1/programs/<slug:program_slug>/")
+
+
+@dataclass(frozen=True)
+class Route:
+    """How to call one program route, and who may."""
+
+    who: str  # "staff", "managing", "owner", "affiliate" or "public"
+    kwargs: Callable[[World], dict] = lambda world: {}
+    post: dict | None = None  # form data for a POST; None: the route is only read with GET
+    api: bool = False
+    get: bool = True  # False for POST-only actions (they answer GET with 405 to everyone allowed)
+    object_kwargs: tuple[str, ...] = field(default=())  # kwargs that name another program's row
+
+
+ROUTES: dict[str, Route] = {
+    "manage:home": Route("staff"),
+    "manage:affiliate_list": Route("staff"),
+    "manage:affiliate_detail": Route(
+        "staff", lambda w: {"affiliate_id": w.pending.pk}, object_kwargs=("affiliate_id",)
+    ),
+    "manage:affiliate_status": Route(
+        "managing",
+        lambda w: {"affiliate_id": w.pending.pk},
+        post={"to_status": "approved", "reason": ""},
+        object_kwargs=("affiliate_id",),
+        get=False,
+    ),
+    "manage:members": Route("owner", post={"email": "new@colleague.test", "role": "manager"}),
+    "manage:settings": Route(
+        "owner",
+        post={"name": "Renamed", "timezone": "UTC", "currency": "USD", "default_cookie_window_days": 7},
+    ),
+    "portal:home": Route("affiliate"),
+    "portal:apply": Route(
+        "public",
+        post={
+            "name": "Intruder",
+            "email": "intruder@x.test",
+            "password": "a long enough secret 9",
+            "accept_terms": "on",
+        },
+    ),
+    "api_affiliate_list": Route("staff", api=True),
+    "api_my_affiliate": Route("affiliate", api=True),
+}
+
+
+PRIVATE = sorted(name for name, route in ROUTES.items() if route.who != "public")
+ROLE_HOLDERS = {
+    # who: the people of the same program who must NOT get in
+    "staff": ("affiliate_user",),
+    "managing": ("affiliate_user", "analyst"),
+    "owner": ("affiliate_user", "analyst", "manager"),
+    "affiliate": ("owner", "manager", "analyst"),
+}
+ALLOWED = {
+    "staff": ("owner", "manager", "analyst"),
+    "managing": ("owner", "manager"),
+    "owner": ("owner",),
+    "affiliate": ("affiliate_user",),
+}
+
+
+def program_route_names() -> set[str]:
+    """Names of every URL pattern mounted under a program prefix, walking includes recursively."""
+    found: set[str] = set()
+
+    def walk(patterns, prefix: str, namespace: str) -> None:
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                walk(
+                    pattern.url_patterns, route, f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+                )
+            elif isinstance(pattern, URLPattern) and route.startswith(PROGRAM_PREFIXES):
+                found.add(f"{namespace}{pattern.name}")
+
+    walk(get_resolver().url_patterns, "", "")
+    return found
+
+
+def snapshot(program: Program) -> dict:
+    """Everything of ``program`` a request could change, for before/after comparison."""
+    with scopes_disabled():
+        return {
+            "program": Program.objects.filter(pk=program.pk).values().get(),
+            "affiliates": list(Affiliate.objects.filter(program=program).order_by("pk").values()),
+            "changes": AffiliateStatusChange.objects.filter(program=program).count(),
+            "members": list(Membership.objects.filter(program=program).order_by("pk").values()),
+            "invitations": Invitation.objects.filter(program=program).count(),
+        }
+
+
+def bob_names(bob: World) -> list[str]:
+    with scopes_disabled():
+        return [*Affiliate.objects.filter(program=bob.program).values_list("name", flat=True), bob.program.name]
+
+
+def call(client, name: str, route: Route, kwargs: dict, *, method: str):
+    url = reverse(name, kwargs=kwargs)
+    if method == "post":
+        return client.post(url, route.post)
+    return client.get(url, HTTP_ACCEPT="application/json" if route.api else "text/html")
+
+
+def login(client, user: User, route: Route) -> None:
+    if route.api:
+        token, _ = Token.objects.get_or_create(user=user)
+        client.defaults["HTTP_AUTHORIZATION"] = f"Token {token.key}"
+    else:
+        client.force_login(user)
+
+
+def methods(route: Route) -> list[str]:
+    return [method for method, used in (("get", route.get), ("post", route.post is not None)) if used]
+
+
+def assert_nothing_leaked(response, bob: World, before: dict) -> None:
+    body = response.content.decode()
+    for name in bob_names(bob):
+        assert name not in body
+    assert snapshot(bob.program) == before
+
+
+def test_every_program_route_has_an_isolation_case():
+    assert program_route_names() == set(ROUTES)
+
+
+@pytest.mark.parametrize("name", PRIVATE)
+def test_member_of_another_program_gets_404(client, alice, bob, name):
+    route = ROUTES[name]
+    before = snapshot(bob.program)
+    alice_before = snapshot(alice.program)
+    # bob's owner, and bob's affiliate for portal routes: each has every role of their own program.
+    for intruder in (bob.owner, bob.affiliate_user):
+        login(client, intruder, route)
+        for method in methods(route):
+            response = call(
+                client, name, route, {"program_slug": alice.program.slug, **route.kwargs(alice)}, method=method
+            )
+            assert response.status_code == 404, (intruder, method)
+    assert snapshot(alice.program) == alice_before
+    assert snapshot(bob.program) == before
+
+
+@pytest.mark.parametrize("name", PRIVATE)
+def test_wrong_role_of_same_program_gets_404(client, alice, bob, name):
+    route = ROUTES[name]
+    before = snapshot(bob.program)
+    alice_before = snapshot(alice.program)
+    for attribute in ROLE_HOLDERS[route.who]:
+        client.logout()
+        client.defaults.pop("HTTP_AUTHORIZATION", None)
+        login(client, getattr(alice, attribute), route)
+        for method in methods(route):
+            response = call(
+                client, name, route, {"program_slug": alice.program.slug, **route.kwargs(alice)}, method=method
+            )
+            assert response.status_code == 404, (attribute, method)
+    assert snapshot(alice.program) == alice_before
+    assert_nothing_leaked(response, bob, before)
+
+
+@pytest.mark.parametrize("name", PRIVATE)
+def test_anonymous_is_sent_to_login(client, alice, bob, name):
+    route = ROUTES[name]
+    before = snapshot(alice.program)
+    for method in methods(route):
+        response = call(client, name, route, {"program_slug": alice.program.slug, **route.kwargs(alice)}, method=method)
+        if route.api:
+            assert response.status_code == 401
+            assert response.json()["error"]["code"] == "not_authenticated"
+        else:
+            assert response.status_code == 302
+            assert response["Location"].startswith(reverse("login") + "?next=")
+    assert snapshot(alice.program) == before
+
+
+@pytest.mark.parametrize("name", PRIVATE)
+def test_allowed_role_gets_the_page_without_other_programs_rows(client, alice, bob, name):
+    route = ROUTES[name]
+    before = snapshot(bob.program)
+    for attribute in ALLOWED[route.who]:
+        client.logout()
+        client.defaults.pop("HTTP_AUTHORIZATION", None)
+        login(client, getattr(alice, attribute), route)
+        response = call(client, name, route, {"program_slug": alice.program.slug, **route.kwargs(alice)}, method="get")
+        assert response.status_code == (200 if route.get else 405), attribute
+        assert_nothing_leaked(response, bob, before)
+
+
+@pytest.mark.parametrize("name", sorted(name for name, route in ROUTES.items() if route.object_kwargs))
+def test_another_programs_row_under_own_slug_gets_404(client, alice, bob, name):
+    route = ROUTES[name]
+    before = snapshot(bob.program)
+    login(client, alice.owner, route)
+    foreign = {key: value for key, value in route.kwargs(bob).items() if key in route.object_kwargs}
+    for method in methods(route):
+        response = call(
+            client, name, route, {"program_slug": alice.program.slug, **route.kwargs(alice), **foreign}, method=method
+        )
+        assert response.status_code == 404, method
+    assert snapshot(bob.program) == before
+
+
+def test_missing_program_and_foreign_program_look_the_same(client, alice, bob):
+    client.force_login(bob.manager)
+    missing = client.get(reverse("manage:home", kwargs={"program_slug": "no-such-program"}))
+    foreign = client.get(reverse("manage:home", kwargs={"program_slug": alice.program.slug}))
+    assert missing.status_code == foreign.status_code == 404
+    # The CSRF token is masked afresh on every render; everything else must be identical.
+    assert unmask_csrf(missing.content) == unmask_csrf(foreign.content)
+
+
+def unmask_csrf(content: bytes) -> bytes:
+    return re.sub(rb'("X-CSRFToken": "|name="csrfmiddlewaretoken" value=")[^"]+', rb"\1", content)
+
+
+def test_public_application_stays_in_its_program(client, alice, bob):
+    before = snapshot(bob.program)
+    route = ROUTES["portal:apply"]
+    response = call(client, "portal:apply", route, {"program_slug": alice.program.slug}, method="post")
+    assert response.status_code == 302
+    with scopes_disabled():
+        created = Affiliate.objects.get(email="intruder@x.test")
+    assert created.program == alice.program
+    assert snapshot(bob.program) == before
