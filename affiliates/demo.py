@@ -1,12 +1,9 @@
-"""Create the demo programs, people and affiliates; running it again changes nothing."""
+"""Demo programs, people and affiliates for `manage.py seed_demo`; running it again changes nothing."""
 
 import random
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand
-from django.db import transaction
 from django.utils import timezone
-from django_scopes import scopes_disabled
 
 from affiliates.models import (
     Affiliate,
@@ -102,26 +99,23 @@ STATUS_MIX = (
 AFFILIATES_PER_PROGRAM = 30
 
 
-class Command(BaseCommand):
-    help = "Create demo programs, users and affiliates (idempotent)."
+def seed_programs() -> list[Program]:
+    """Create (or find) the demo programs with their people and affiliates; call with scopes disabled."""
+    seeder = Seeder()
+    admin = seeder.user("admin@demo.test", "Demo Admin", superuser=True)
+    affiliate_user = seeder.user("affiliate@demo.test", "Anna Trailblazer")
+    programs = []
+    for index, spec in enumerate(PROGRAMS):
+        program = seeder.program(spec)
+        for role in (Role.OWNER, Role.MANAGER, Role.ANALYST):
+            seeder.member(program, seeder.user(spec[role.value], f"{role.label} {program.name}"), role)
+        seeder.member(program, seeder.user("manager@demo.test", "Maria Manager"), Role.MANAGER)
+        seeder.affiliates(program, affiliate_user if index == 0 else None, admin)
+        programs.append(program)
+    return programs
 
-    def handle(self, *args, **options) -> None:
-        with scopes_disabled(), transaction.atomic():
-            admin = self.user("admin@demo.test", "Demo Admin", superuser=True)
-            affiliate_user = self.user("affiliate@demo.test", "Anna Trailblazer")
-            for index, spec in enumerate(PROGRAMS):
-                program = self.program(spec)
-                for role in (Role.OWNER, Role.MANAGER, Role.ANALYST):
-                    self.member(program, self.user(spec[role.value], f"{role.label} {program.name}"), role)
-                self.member(program, self.user("manager@demo.test", "Maria Manager"), Role.MANAGER)
-                self.affiliates(program, affiliate_user if index == 0 else None, admin)
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Demo data ready. Log in at /accounts/login/ with password “{DEMO_PASSWORD}”: "
-                "manager@demo.test, affiliate@demo.test, admin@demo.test (superuser, /admin/)."
-            )
-        )
 
+class Seeder:
     def user(self, email: str, name: str, superuser: bool = False) -> User:
         user = User.objects.filter(email=email).first()
         if user is None:
@@ -143,7 +137,7 @@ class Command(BaseCommand):
         now = timezone.now()
         for number in range(AFFILIATES_PER_PROGRAM):
             # One generator per affiliate, seeded by its identity, so a rerun rebuilds the same people.
-            rng = random.Random(f"{program.slug}-{number}")
+            rng = random.Random(f"{program.slug}-{number}")  # noqa: S311 - demo data, not secrets
             first = FIRST[number % len(FIRST)]
             site = f"{rng.choice(NICHES)}{rng.choice(KINDS)}{number}"
             status = STATUS_MIX[number % len(STATUS_MIX)]
