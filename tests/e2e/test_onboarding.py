@@ -19,7 +19,7 @@ def log_in(page: Page, email: str) -> None:
     page.get_by_role("button", name="Log in").click()
 
 
-def test_onboarding_manager_approval_reaches_applicant_portal(page: Page, onboarding):
+def test_onboarding_manager_approval_reaches_applicant_portal(page: Page, onboarding, mailoutbox):
     log_in(page, onboarding.manager.email)
     expect(page).to_have_url(re.compile(r"/p/meadow/$"))
 
@@ -54,6 +54,9 @@ def test_onboarding_manager_approval_reaches_applicant_portal(page: Page, onboar
         (AffiliateStatus.PENDING, AffiliateStatus.APPROVED, onboarding.manager.pk)
     ]
     assert still_pending == ["Pending Without Account"]
+    assert [(message.to, message.subject) for message in mailoutbox] == [
+        ([onboarding.applicant_user.email], "Meadow Deals: your partner account is Approved")
+    ]
 
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(re.compile(r"/accounts/login/$"))
