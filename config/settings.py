@@ -202,3 +202,6 @@ LOGGING = {
 
 # Absolute links in emails point here.
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000")
+
+# How many reverse proxies in front of Goalpost append to X-Forwarded-For (0: use REMOTE_ADDR).
+TRUSTED_PROXY_COUNT = int(env("TRUSTED_PROXY_COUNT", "0"))

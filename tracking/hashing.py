@@ -1,0 +1,30 @@
+"""Salted hashes of visitor data: raw IP addresses are never stored, only these per-program digests."""
+
+import hashlib
+import hmac
+
+from django.conf import settings
+
+
+def _digest(program_id: int, *parts: str) -> str:
+    key = hmac.new(settings.SECRET_KEY.encode(), f"goalpost-visitor:{program_id}".encode(), hashlib.sha256).digest()
+    return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
+def ip_hash(program_id: int, ip: str) -> str:
+    """A program-specific digest of an IP address; equal IPs give equal digests within one program only."""
+    return _digest(program_id, "ip", ip) if ip else ""
+
+
+def visitor_hash(program_id: int, ip: str, user_agent: str) -> str:
+    """A program-specific digest of IP + user agent: the 'visitor' of KPI.md's unique clicks."""
+    return _digest(program_id, "visitor", ip, user_agent) if ip or user_agent else ""
+
+
+def client_ip(meta: dict) -> str:
+    """The caller's IP: REMOTE_ADDR, or the first X-Forwarded-For hop when behind a trusted proxy."""
+    if settings.TRUSTED_PROXY_COUNT:
+        forwarded = [part.strip() for part in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if len(forwarded) >= settings.TRUSTED_PROXY_COUNT:
+            return forwarded[-settings.TRUSTED_PROXY_COUNT]
+    return meta.get("REMOTE_ADDR", "")
