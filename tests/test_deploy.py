@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_SOURCE = (ROOT / "config" / "settings.py").read_text()
 # Every variable config/settings.py reads; subprocesses start without the test run's values for them.
 SETTINGS_VARIABLES = sorted(set(re.findall(r"\benv(?:_bool|_list)?\(\s*\"([A-Z][A-Z0-9_]*)\"", SETTINGS_SOURCE)))
+# Set by the test run itself (tests/e2e/conftest.py, .ci/run), and rightly an error under check --deploy.
+TEST_ONLY_VARIABLES = {"DJANGO_ALLOW_ASYNC_UNSAFE"}
 APP_SERVICES = ["migrate", "web", "worker", "beat"]
 
 
@@ -23,7 +25,8 @@ def command_text(command: str | list[str]) -> str:
 
 def production_env(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
     """The documented production environment on a throwaway SQLite file; ``None`` removes a variable."""
-    env = {name: value for name, value in os.environ.items() if name not in SETTINGS_VARIABLES}
+    removed = {*SETTINGS_VARIABLES, *TEST_ONLY_VARIABLES}
+    env = {name: value for name, value in os.environ.items() if name not in removed}
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings",
         DJANGO_ENV="production",
