@@ -6,6 +6,7 @@ import pytest
 from django_scopes import scopes_disabled
 
 from affiliates.models import AffiliateStatus, Role
+from config.celery import app as celery_app
 from tests.factories import AffiliateFactory, MembershipFactory, ProgramFactory, UserFactory
 
 
@@ -14,6 +15,19 @@ def _fast_and_local(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     # PBKDF2 costs ~0.3 s per hash by design; tests create dozens of users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _tasks_run_inline():
+    """Run Celery tasks in the test process, as `make run` does, even when a broker is configured.
+
+    Otherwise a run with CELERY_BROKER_URL set would leave tasks on the shared broker, where a worker would
+    later run them against the wrong database. tests/integration overrides this to use a real worker.
+    """
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = eager
 
 
 @pytest.fixture

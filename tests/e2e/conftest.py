@@ -9,7 +9,6 @@ import pytest
 from django_scopes import scopes_disabled
 
 from affiliates.models import AffiliateStatus, Role
-from config.celery import app
 from tests.factories import AffiliateFactory, MembershipFactory, ProgramFactory
 
 # The sync Playwright API runs an event loop in the test thread; Django would otherwise refuse the ORM
@@ -44,17 +43,6 @@ def base_url(live_server):
     return live_server.url
 
 
-@pytest.fixture(autouse=True)
-def _tasks_run_inline():
-    """Run Celery tasks inside the live server, as make run does, even when a broker is configured.
-
-    Otherwise a run with CELERY_BROKER_URL set leaves the tasks of every click on the shared broker, where a
-    developer's worker would later run them against the wrong database. tests/integration covers the worker.
-    """
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = eager
 
 
 @pytest.hookimpl(hookwrapper=True)

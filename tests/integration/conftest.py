@@ -29,6 +29,12 @@ WORKER_STOP_SECONDS = 10
 MESSAGE_SEPARATOR = b"\n" + b"-" * 79 + b"\n"
 
 
+@pytest.fixture(autouse=True)
+def _tasks_run_inline():
+    """Overrides the suite-wide fixture: here tasks go through the broker to a real worker."""
+    return
+
+
 def services_configured() -> bool:
     database_url = os.environ.get("DATABASE_URL", "")
     return database_url.startswith(("postgres://", "postgresql://", "pgsql://")) and bool(os.environ.get("REDIS_URL"))
