@@ -11,9 +11,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Installs the pinned versions from requirements.lock; the Dockerfile runs the same two pip lines.
-$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
+# Installs the pinned runtime versions exactly as the Dockerfile does, then the pinned dev/test tools.
+$(VENV)/.installed: pyproject.toml requirements.lock requirements-dev.lock | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet -r requirements-dev.lock
 	touch $@
 
 install: $(VENV)/.installed
