@@ -172,6 +172,8 @@ class Affiliate(models.Model):
     status_reason = models.TextField(_("reason for the status"), blank=True)
     tier = models.CharField(_("tier"), max_length=16, choices=Tier.choices, default=Tier.STANDARD)
     terms_accepted_at = models.DateTimeField(_("terms accepted"), null=True, blank=True)
+    # Salted per-program hash of the IP of the affiliate's last login, for the self-referral fraud signal.
+    login_ip_hash = models.CharField(_("last login IP hash"), max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(_("applied"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

@@ -454,6 +454,8 @@ class Conversion(models.Model):
         indexes = [
             models.Index(fields=["program", "affiliate", "created_at"], name="conversion_aff_time_idx"),
             models.Index(fields=["program", "status", "created_at"], name="conversion_status_idx"),
+            # Renewal numbers count a customer's earlier sales.
+            models.Index(fields=["program", "customer_id", "kind", "created_at"], name="conversion_customer_idx"),
         ]
 
     def __str__(self) -> str:
