@@ -205,3 +205,25 @@ SITE_URL = env("SITE_URL", "http://127.0.0.1:8000")
 
 # How many reverse proxies in front of Goalpost append to X-Forwarded-For (0: use REMOTE_ADDR).
 TRUSTED_PROXY_COUNT = int(env("TRUSTED_PROXY_COUNT", "0"))
+
+# The click path (tracking/clicks.py, docs/tracking.md). CLICK_BUFFER=database writes every click straight to
+# the database (no loss if Redis crashes, lower throughput); otherwise clicks go through a Redis stream that
+# the drain task empties every second. The tuning knobs below are plain settings, changed in code with a reason.
+CLICK_BUFFER = env("CLICK_BUFFER", "redis")
+CLICK_BUFFER_URL = env("CLICK_BUFFER_URL", REDIS_URL)
+CLICK_REDIS_PREFIX = "goalpost:"
+CLICK_REDIS_TIMEOUT = 0.1  # seconds a click waits for Redis before writing to the database instead
+CLICK_REDIS_RETRY_SECONDS = 2.0  # circuit breaker: a process stays off Redis this long after a failure
+CLICK_STREAM_MAXLEN = 5_000_000  # ~2 GB of Redis memory; hours of clicks at full speed if the drain stops
+CLICK_DRAIN_BATCH = 5000
+CLICK_DRAIN_MAX_PER_RUN = 200_000
+CLICK_DRAIN_LOCK_SECONDS = 60
+CLICK_DRAIN_METHOD = "copy"  # PostgreSQL COPY + INSERT … SELECT … ON CONFLICT; "bulk_create" otherwise (bench/drain.py)
+CLICK_FIND_WAIT_SECONDS = 2.0
+CLICK_EXTRAS_CACHE_SECONDS = 60  # a changed click cap reaches the redirect within this time
+CLICK_MAX_QUERY_STRING = 8192  # longer query strings are ignored as a whole (the visitor is still redirected)
+CELERY_BEAT_SCHEDULE["drain-event-buffer"] = {
+    "task": "tracking.tasks.drain_event_buffer_task",
+    "schedule": 1.0,
+    "options": {"expires": 5},  # a worker that was down does not find a pile of drains to run
+}

@@ -7,6 +7,7 @@ from django.urls import include, path
 from affiliates import urls as affiliate_urls
 from affiliates import views as affiliate_views
 from affiliates.forms import EmailAuthenticationForm
+from tracking import clickpath
 
 admin.site.site_header = "Goalpost"
 
@@ -30,6 +31,9 @@ accounts_patterns = [
 
 urlpatterns = [
     path("", affiliate_views.home, name="home"),
+    # gunicorn answers these in config.wsgi before Django; these routes serve runserver and the test client.
+    path("c/<str:code>", clickpath.click_view, name="click"),
+    path("i/<str:code>", clickpath.impression_view, name="impression"),
     path("admin/", admin.site.urls),
     path("accounts/", include(accounts_patterns)),
     path("p/<slug:program_slug>/", include((manager_urlpatterns, "manage"))),

@@ -1,0 +1,239 @@
+"""The click redirect /c/<code> and the impression pixel /i/<code>, served before Django's middleware.
+
+config.wsgi puts ``ClickDispatcher`` in front of Django: paths under /c/ and /i/ are answered here from the
+cached link (no SQL when warm) and every other path goes to Django. The Django views at the bottom call the
+same ``serve`` for ``manage.py runserver``, which does not load config.wsgi.
+
+The destination always comes from the stored link: nothing in the request can change where a visitor goes,
+only utm_* parameters are passed on and the click id is appended.
+"""
+
+import base64
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from html import escape
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection
+from django.http import HttpRequest, HttpResponse
+from django.utils.encoding import iri_to_uri
+from django.utils.translation import gettext as _
+
+from tracking.bots import is_bot
+from tracking.clicks import CLICK, IMPRESSION, SUB_COUNT, click_cap_reached, lookup_link, record_event
+from tracking.hashing import client_ip, ip_hash, visitor_hash
+from tracking.sources import traffic_source
+
+logger = logging.getLogger(__name__)
+
+CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{4,16}")
+UTM_PATTERN = re.compile(r"utm_[a-z0-9_]{1,40}")
+COUNTRY_PATTERN = re.compile(r"[A-Z]{2}")
+COUNTRY_HEADERS = ("HTTP_CF_IPCOUNTRY", "HTTP_X_COUNTRY_CODE")
+MAX_PARAMETERS = 64
+MAX_UTM_PARAMETERS = 10
+VALUE_LENGTH = 255
+REFERRER_LENGTH = 1000
+USER_AGENT_LENGTH = 512
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+NO_STORE = ("Cache-Control", "no-cache, no-store, must-revalidate, private")
+
+
+@dataclass
+class Reply:
+    """A response both the WSGI dispatcher and the Django views can send."""
+
+    status: int
+    content_type: str = "text/plain; charset=utf-8"
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    cookie: tuple[str, str, int, bool] | None = None  # name, value, max-age, secure
+
+    @property
+    def status_line(self) -> str:
+        return {200: "200 OK", 302: "302 Found", 404: "404 Not Found", 405: "405 Method Not Allowed"}.get(
+            self.status, "503 Service Unavailable"
+        )
+
+
+def _page(status: int, message: str) -> Reply:
+    body = f"<!doctype html><title>{escape(message)}</title><p>{escape(message)}</p>\n".encode()
+    return Reply(status, "text/html; charset=utf-8", body, [NO_STORE])
+
+
+def not_found() -> Reply:
+    return _page(404, _("This link does not exist or is no longer active."))
+
+
+def _text(meta: Mapping[str, str], name: str, length: int) -> str:
+    """A header as text: WSGI hands over latin-1 decoded bytes; browsers send UTF-8."""
+    value = meta.get(name, "")
+    if not value:
+        return ""
+    with contextlib.suppress(UnicodeEncodeError):  # already text (a test client or a non-WSGI caller)
+        value = value.encode("latin-1").decode("utf-8", "replace")
+    return _clean(value, length)
+
+
+def _clean(value: str, length: int) -> str:
+    # PostgreSQL refuses NUL in text; nothing useful is lost by dropping it.
+    return value.replace("\x00", "")[:length]
+
+
+def _parameters(meta: Mapping[str, str]) -> list[tuple[str, str]]:
+    query = meta.get("QUERY_STRING", "")
+    if not query or len(query) > settings.CLICK_MAX_QUERY_STRING:
+        return []  # An oversized query string is ignored as a whole; the visitor is still redirected.
+    try:
+        return parse_qsl(query, keep_blank_values=True, max_num_fields=MAX_PARAMETERS, encoding="utf-8")
+    except ValueError:
+        return []
+
+
+def _country(meta: Mapping[str, str]) -> str:
+    for header in COUNTRY_HEADERS:
+        value = meta.get(header, "").strip().upper()
+        if COUNTRY_PATTERN.fullmatch(value) and value != "XX":
+            return value
+    return ""
+
+
+def _is_https(meta: Mapping[str, str]) -> bool:
+    if meta.get("wsgi.url_scheme") == "https":
+        return True
+    proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    return bool(proxy_header) and meta.get(proxy_header[0], "").split(",")[0].strip() == proxy_header[1]
+
+
+def destination_with(destination: str, parameters: list[tuple[str, str]]) -> str:
+    """The stored destination with ``parameters`` added to its query; same-named ones are replaced, the
+    rest of its query and its fragment are kept as they are."""
+    parts = urlsplit(destination)
+    replaced = {name for name, _value in parameters}
+    kept = [piece for piece in parts.query.split("&") if piece and unquote_plus(piece.split("=")[0]) not in replaced]
+    query = "&".join([*kept, urlencode(parameters)])
+    return iri_to_uri(urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment)))
+
+
+def serve(kind: str, code: str, meta: Mapping[str, str]) -> Reply:
+    """Answer a click (``c``) or an impression (``i``) on link ``code`` and record it."""
+    if meta.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+        return Reply(405, headers=[("Allow", "GET, HEAD")])
+    code = code.rstrip("/")
+    if not CODE_PATTERN.fullmatch(code):
+        return not_found()  # Checked before the cache: random junk never reaches Redis or the database.
+    try:
+        link, extras = lookup_link(code)
+    except DatabaseError:
+        logger.exception("Link %s could not be loaded.", code)
+        return _page(503, _("Please try again in a moment."))
+    if link is None or not link.active:
+        return not_found()
+
+    now = time.time_ns() // 1000
+    user_agent = _text(meta, "HTTP_USER_AGENT", USER_AGENT_LENGTH)
+    bot = meta.get("REQUEST_METHOD") == "HEAD" or is_bot(user_agent=user_agent, meta=meta)
+    base = {"id": uuid.uuid4().hex, "t": now, "p": link.program_id, "l": link.link_id}
+    base.update(a=link.affiliate_id, o=link.offer_id, b=int(bot))
+    if kind == IMPRESSION:
+        _record({"k": IMPRESSION, **base}, extras)
+        return Reply(200, "image/gif", PIXEL, [NO_STORE, ("Pragma", "no-cache"), ("Expires", "0")])
+
+    parameters = _parameters(meta)
+    values = {name: _clean(value, VALUE_LENGTH) for name, value in parameters}
+    utm = [(name, value) for name, value in values.items() if UTM_PATTERN.fullmatch(name)][:MAX_UTM_PARAMETERS]
+    referrer = _text(meta, "HTTP_REFERER", REFERRER_LENGTH)
+    ip = client_ip(meta)
+    click_id = base["id"]
+    entry = {
+        "k": CLICK,
+        **base,
+        "s": [values.get(f"sub{number}", "") for number in range(1, SUB_COUNT + 1)],
+        "r": referrer,
+        "u": user_agent,
+        "ih": ip_hash(link.program_id, ip),
+        "vh": visitor_hash(link.program_id, ip, user_agent),
+        "c": _country(meta),
+        "src": traffic_source(utm_medium=values.get("utm_medium", ""), referrer=referrer),
+    }
+    capped = (
+        not bot
+        and extras is not None
+        and bool(extras.caps)
+        and click_cap_reached(link, extras, datetime.fromtimestamp(now / 1_000_000, tz=UTC))
+    )
+    _record(entry, extras)
+    if capped and link.fallback_url:
+        # Over the cap the visitor goes to the fallback page: no click id, no cookie for this offer.
+        return Reply(302, headers=[("Location", iri_to_uri(link.fallback_url)), NO_STORE])
+    location = destination_with(link.destination, [(link.click_id_param, click_id), *utm])
+    cookie = (f"gp_click_{link.offer_id}", click_id, link.cookie_days * 86400, _is_https(meta))
+    return Reply(302, headers=[("Location", location), NO_STORE], cookie=cookie)
+
+
+def _record(entry: dict, extras) -> None:
+    try:
+        record_event(entry, timezone_name=extras.timezone if extras else None)
+    except DatabaseError:
+        # Redis and the database both failed: the visitor still gets the page; the loss is logged loudly.
+        logger.exception("Click %s could not be recorded anywhere.", entry["id"])
+
+
+def _cookie_header(cookie: tuple[str, str, int, bool]) -> str:
+    name, value, max_age, secure = cookie
+    return f"{name}={value}; Max-Age={max_age}; Path=/; SameSite=Lax; HttpOnly" + ("; Secure" if secure else "")
+
+
+def _close_old_connections() -> None:
+    # Django's handler does this around each request (drop broken or expired connections); this path
+    # bypasses it. Never inside a transaction: the tests call the dispatcher within theirs.
+    if not connection.in_atomic_block:
+        close_old_connections()
+
+
+class ClickDispatcher:
+    """WSGI middleware: /c/ and /i/ are answered by ``serve``; everything else goes to Django."""
+
+    def __init__(self, django_application: Callable) -> None:
+        self.django_application = django_application
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path[:3] not in ("/c/", "/i/"):
+            return self.django_application(environ, start_response)
+        try:
+            reply = serve(path[1], path[3:], environ)
+        finally:
+            _close_old_connections()
+        headers = [("Content-Type", reply.content_type), ("Content-Length", str(len(reply.body))), *reply.headers]
+        if reply.cookie:
+            headers.append(("Set-Cookie", _cookie_header(reply.cookie)))
+        start_response(reply.status_line, headers)
+        return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else reply.body]
+
+
+def _django_response(reply: Reply) -> HttpResponse:
+    response = HttpResponse(reply.body, status=reply.status, content_type=reply.content_type)
+    for name, value in reply.headers:
+        response[name] = value
+    if reply.cookie:
+        name, value, max_age, secure = reply.cookie
+        response.set_cookie(name, value, max_age=max_age, secure=secure, httponly=True, samesite="Lax")
+    return response
+
+
+def click_view(request: HttpRequest, code: str) -> HttpResponse:
+    """The click redirect for ``manage.py runserver`` and the test client (gunicorn uses ClickDispatcher)."""
+    return _django_response(serve(CLICK, code, request.META))
+
+
+def impression_view(request: HttpRequest, code: str) -> HttpResponse:
+    """The impression pixel for ``manage.py runserver`` and the test client."""
+    return _django_response(serve(IMPRESSION, code, request.META))

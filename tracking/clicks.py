@@ -1,0 +1,548 @@
+"""Clicks and impressions: recorded in a Redis stream at click time, drained into the database in batches.
+
+The redirect (tracking.clickpath) calls ``lookup_link`` and ``record_event``; the drain task calls
+``drain_buffer``; the conversion service calls ``find_click``. Durability, idempotency and the rules for
+unique clicks are described in docs/tracking.md.
+
+- With a Redis buffer (REDIS_URL set and CLICK_BUFFER != "database") a click is one XADD; the drain inserts
+  batches with ON CONFLICT (click_id) DO NOTHING, so a batch retried after a crash inserts nothing twice.
+- If Redis does not answer within CLICK_REDIS_TIMEOUT, the click is written straight to the database and a
+  circuit breaker keeps this process off Redis for CLICK_REDIS_RETRY_SECONDS, so a dead Redis costs one
+  timeout per interval, not one per click.
+- Without Redis (``make run``) or with CLICK_BUFFER=database, every click is written straight away.
+- ``is_unique`` is decided when a click is stored (drain or direct write), against the database and the
+  rest of its batch: the first click of a visitor on a link per program-local day.
+"""
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import redis
+from django.conf import settings
+from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCache, RedisSerializer
+from django.db import connection, transaction
+from django.db.models import Model
+from django_scopes import scope, scopes_disabled
+from redis.backoff import NoBackoff
+from redis.exceptions import LockError, RedisError
+from redis.retry import Retry
+
+from affiliates.models import AffiliateStatus, Program
+from tracking.links import LINK_CACHE_PREFIX, CachedLink, load_link
+from tracking.models import Cap, Click, Impression, Link, Offer
+
+logger = logging.getLogger(__name__)
+
+CLICK = "c"
+IMPRESSION = "i"
+EXTRAS_CACHE_PREFIX = "linkextras:"
+SUB_COUNT = 5
+
+
+# --- The Redis connection and its circuit breaker ---------------------------------------------------------
+
+
+class EventBuffer:
+    """The Redis behind the click path: short timeouts, no retries, and a breaker that opens on failure."""
+
+    def __init__(self, url: str, *, timeout: float, retry_seconds: float) -> None:
+        self.url = url
+        self.retry_seconds = retry_seconds
+        # No retries: redis-py's default retries with backoff would hold a click for seconds on a dead Redis.
+        options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 0)}
+        self.client = redis.Redis.from_url(url, **options)
+        # The drain moves thousands of entries per call: it gets more patience than a click.
+        self.drain_client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=1)
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def failed(self, error: Exception) -> None:
+        with self._lock:
+            if self.available:
+                logger.warning("Click buffer unreachable (%s); writing clicks to the database.", error)
+            self._down_until = time.monotonic() + self.retry_seconds
+
+    def key(self, name: str) -> str:
+        return f"{settings.CLICK_REDIS_PREFIX}{name}"
+
+    @property
+    def stream(self) -> str:
+        return self.key("events")
+
+
+_buffers: dict[tuple, EventBuffer] = {}
+
+
+def event_buffer() -> EventBuffer | None:
+    """This process's connection to the click buffer's Redis, or None when no Redis is configured."""
+    url = settings.CLICK_BUFFER_URL
+    if not url:
+        return None
+    config = (url, settings.CLICK_REDIS_TIMEOUT, settings.CLICK_REDIS_RETRY_SECONDS)
+    buffer = _buffers.get(config)
+    if buffer is None:
+        buffer = _buffers.setdefault(config, EventBuffer(url, timeout=config[1], retry_seconds=config[2]))
+    return buffer
+
+
+def buffering() -> bool:
+    """Whether clicks go to the Redis stream (True) or straight to the database."""
+    return bool(settings.CLICK_BUFFER_URL) and settings.CLICK_BUFFER != "database"
+
+
+# --- The link as the redirect sees it ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkExtras:
+    """What the redirect needs beyond CachedLink: the program's time zone and the click caps that apply."""
+
+    timezone: str
+    caps: tuple[tuple[int, str, int], ...] = ()  # (cap id, period, limit)
+
+
+_serializer = RedisSerializer()
+
+
+def _cache_shares_buffer() -> bool:
+    default = settings.CACHES["default"]
+    return default["BACKEND"].endswith("RedisCache") and default.get("LOCATION") == settings.CLICK_BUFFER_URL
+
+
+def _cached(keys: list[str], buffer: EventBuffer | None) -> dict:
+    """Read Django cache entries; through the buffer's fast-failing client when both live in one Redis."""
+    if buffer is not None and isinstance(cache, RedisCache) and _cache_shares_buffer():
+        raw = buffer.client.mget([cache.make_and_validate_key(key) for key in keys])
+        return {key: _serializer.loads(value) for key, value in zip(keys, raw, strict=True) if value is not None}
+    return cache.get_many(keys)
+
+
+def lookup_link(code: str) -> tuple[CachedLink | None, LinkExtras | None]:
+    """The link behind ``code`` and its extras: one cache round trip when warm, the database when Redis is down."""
+    buffer = event_buffer()
+    if buffer is not None and not buffer.available:
+        return link_from_database(code)
+    keys = [LINK_CACHE_PREFIX + code, EXTRAS_CACHE_PREFIX + code]
+    try:
+        found = _cached(keys, buffer)
+        data = found.get(keys[0])
+        # Not cached yet: load_link reads the database and caches; {} is a cached "no such code".
+        link = load_link(code) if data is None else (CachedLink(**data) if data else None)
+        if link is None or not link.active:
+            return link, None
+        extras = found.get(keys[1])
+        if extras is not None:
+            return link, LinkExtras(timezone=extras["timezone"], caps=tuple(map(tuple, extras["caps"])))
+        extras = extras_from_database(link)
+        cache.set(keys[1], {"timezone": extras.timezone, "caps": extras.caps}, settings.CLICK_EXTRAS_CACHE_SECONDS)
+        return link, extras
+    except RedisError as error:
+        if buffer is not None:
+            buffer.failed(error)
+        return link_from_database(code)
+
+
+def link_from_database(code: str) -> tuple[CachedLink | None, LinkExtras | None]:
+    """The same answer as ``load_link`` plus extras, without the cache: for when Redis is unreachable."""
+    # Keep in step with tracking.links.load_link: the active rule must be the same on both paths.
+    with scopes_disabled():
+        link = Link.objects.select_related("offer", "affiliate").filter(code=code).first()
+    if link is None:
+        return None, None
+    offer = link.offer
+    cached = CachedLink(
+        code=code,
+        program_id=link.program_id,
+        link_id=link.pk,
+        affiliate_id=link.affiliate_id,
+        offer_id=offer.pk,
+        destination=link.landing_url or offer.destination_url,
+        click_id_param=offer.click_id_param,
+        cookie_days=offer.cookie_window_days,
+        fallback_url=offer.fallback_url,
+        active=(
+            link.status == Link.Status.ACTIVE
+            and offer.status == Offer.Status.ACTIVE
+            and link.affiliate.status == AffiliateStatus.APPROVED
+        ),
+    )
+    return cached, extras_from_database(cached) if cached.active else None
+
+
+def extras_from_database(link: CachedLink) -> LinkExtras:
+    """The program's time zone and the click caps on the link's offer and affiliate (or program-wide)."""
+    with scopes_disabled():
+        timezone_name = Program.objects.filter(pk=link.program_id).values_list("timezone", flat=True).first()
+        # A program has a handful of caps: filtering them here is simpler than NULL-aware SQL.
+        caps = [
+            (cap.pk, cap.period, int(cap.limit))
+            for cap in Cap.objects.filter(program_id=link.program_id, metric=Cap.Metric.CLICKS).order_by("pk")
+            if cap.offer_id in (None, link.offer_id) and cap.affiliate_id in (None, link.affiliate_id)
+        ]
+    return LinkExtras(timezone=timezone_name or "UTC", caps=tuple(caps))
+
+
+def forget_link_extras(codes: Iterable[str]) -> None:
+    """Drop cached extras (caps, time zone) so a changed cap reaches the redirect before the cache expires."""
+    cache.delete_many([EXTRAS_CACHE_PREFIX + code for code in codes])
+
+
+# --- Click caps -------------------------------------------------------------------------------------------
+
+
+def period_bounds(period: str, moment: datetime, timezone_name: str) -> tuple[datetime, datetime, str]:
+    """The UTC bounds [start, end) of the program-local day or month holding ``moment``, and its label."""
+    zone = ZoneInfo(timezone_name)
+    local = moment.astimezone(zone)
+    if period == Cap.Period.MONTH:
+        start_day = local.date().replace(day=1)
+        end_day = (start_day + timedelta(days=32)).replace(day=1)
+        label = start_day.strftime("%Y-%m")
+    else:
+        start_day = local.date()
+        end_day = start_day + timedelta(days=1)
+        label = start_day.isoformat()
+    return _local_midnight(start_day, zone), _local_midnight(end_day, zone), label
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+
+
+def click_cap_reached(link: CachedLink, extras: LinkExtras, moment: datetime) -> bool:
+    """Count this click against the link's click caps; True when one of them is now exceeded."""
+    buffer = event_buffer()
+    counters = []
+    for cap_id, period, limit in extras.caps:
+        start, end, label = period_bounds(period, moment, extras.timezone)
+        counters.append((buffer.key(f"cap:{cap_id}:{label}") if buffer else "", start, end, limit, cap_id))
+    if buffer is not None and buffer.available:
+        try:
+            pipe = buffer.client.pipeline(transaction=False)
+            for key, _start, end, _limit, _cap_id in counters:
+                pipe.incr(key)
+                # Relative, not EXPIREAT: Redis's clock need not agree with ours. A day of slack past the end.
+                pipe.expire(key, int((end - moment).total_seconds()) + 86400)
+            counts = pipe.execute()[::2]
+            return any(count > limit for count, (*_, limit, _cap_id) in zip(counts, counters, strict=True))
+        except RedisError as error:
+            buffer.failed(error)
+    # No Redis: count stored clicks (clicks still in a buffer that just went down are not seen).
+    with scopes_disabled():
+        for _key, start, end, limit, cap_id in counters:
+            cap = Cap.objects.filter(pk=cap_id).values("offer_id", "affiliate_id").first()
+            if cap is None:
+                continue
+            clicks = Click.objects.filter(program_id=link.program_id, created_at__gte=start, created_at__lt=end)
+            clicks = clicks.filter(is_bot=False)
+            if cap["offer_id"]:
+                clicks = clicks.filter(offer_id=cap["offer_id"])
+            if cap["affiliate_id"]:
+                clicks = clicks.filter(affiliate_id=cap["affiliate_id"])
+            if clicks.count() >= limit:
+                return True
+    return False
+
+
+# --- Recording --------------------------------------------------------------------------------------------
+
+
+def record_event(entry: dict, *, timezone_name: str | None = None) -> None:
+    """Buffer one click or impression entry in Redis, or store it at once when there is no working buffer."""
+    buffer = event_buffer() if buffering() else None
+    if buffer is not None and buffer.available:
+        try:
+            buffer.client.xadd(
+                buffer.stream,
+                {"e": json.dumps(entry, separators=(",", ":"))},
+                maxlen=settings.CLICK_STREAM_MAXLEN,
+                approximate=True,
+            )
+            return
+        except RedisError as error:
+            buffer.failed(error)
+    timezones = {entry["p"]: timezone_name} if timezone_name else None
+    store_events([entry], timezones=timezones, checked=True)
+
+
+# --- Storing: one path for the drain and for direct writes --------------------------------------------------
+
+CLICK_FIELDS = (
+    "program_id",
+    "click_id",
+    "link_id",
+    "affiliate_id",
+    "offer_id",
+    "created_at",
+    "sub1",
+    "sub2",
+    "sub3",
+    "sub4",
+    "sub5",
+    "referrer",
+    "user_agent",
+    "ip_hash",
+    "visitor_hash",
+    "country",
+    "source",
+    "is_unique",
+    "is_bot",
+)
+IMPRESSION_FIELDS = ("program_id", "event_id", "link_id", "affiliate_id", "offer_id", "created_at", "is_bot")
+
+
+def _moment(microseconds: int) -> datetime:
+    return datetime.fromtimestamp(microseconds / 1_000_000, tz=UTC)
+
+
+def _click(entry: dict) -> Click:
+    subs = [*entry.get("s", ()), *[""] * SUB_COUNT][:SUB_COUNT]
+    return Click(
+        program_id=entry["p"],
+        click_id=uuid.UUID(entry["id"]),
+        link_id=entry["l"],
+        affiliate_id=entry["a"],
+        offer_id=entry["o"],
+        created_at=_moment(entry["t"]),
+        sub1=subs[0],
+        sub2=subs[1],
+        sub3=subs[2],
+        sub4=subs[3],
+        sub5=subs[4],
+        referrer=entry.get("r", ""),
+        user_agent=entry.get("u", ""),
+        ip_hash=entry.get("ih", ""),
+        visitor_hash=entry.get("vh", ""),
+        country=entry.get("c", ""),
+        source=entry.get("src", "direct"),
+        is_bot=bool(entry.get("b")),
+    )
+
+
+def _impression(entry: dict) -> Impression:
+    return Impression(
+        program_id=entry["p"],
+        event_id=uuid.UUID(entry["id"]),
+        link_id=entry["l"],
+        affiliate_id=entry["a"],
+        offer_id=entry["o"],
+        created_at=_moment(entry["t"]),
+        is_bot=bool(entry.get("b")),
+    )
+
+
+def mark_unique_clicks(clicks: list[Click], timezones: Mapping[int, str]) -> None:
+    """Set is_unique: the first click of a visitor on a link per program-local day, in the DB or this batch."""
+    if not clicks:
+        return
+
+    def local_day(click_time: datetime, program_id: int) -> date:
+        return click_time.astimezone(ZoneInfo(timezones[program_id])).date()
+
+    program_of_link = {click.link_id: click.program_id for click in clicks}
+    starts, ends = [], []
+    for click in clicks:
+        start, end, _label = period_bounds(Cap.Period.DAY, click.created_at, timezones[click.program_id])
+        starts.append(start)
+        ends.append(end)
+    # Equal visitor hashes imply equal IP hashes, so (link, ip_hash, time) — the flood index — narrows this.
+    earlier = Click.objects.filter(
+        link_id__in=program_of_link,
+        ip_hash__in={click.ip_hash for click in clicks},
+        visitor_hash__in={click.visitor_hash for click in clicks},
+        created_at__gte=min(starts),
+        created_at__lt=max(ends),
+    ).values_list("link_id", "visitor_hash", "created_at")
+    seen = {
+        (link_id, visitor, local_day(created_at, program_of_link[link_id])) for link_id, visitor, created_at in earlier
+    }
+    for click in sorted(clicks, key=lambda click: click.created_at):
+        key = (click.link_id, click.visitor_hash, local_day(click.created_at, click.program_id))
+        click.is_unique = key not in seen
+        seen.add(key)
+
+
+def _copy_value(value) -> str:
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _copy_insert(model: type[Model], fields: tuple[str, ...], objects: list[Model], conflict: str) -> int:
+    """PostgreSQL: COPY the rows into a session temp table, then INSERT … SELECT … ON CONFLICT DO NOTHING."""
+    table = model._meta.db_table
+    stage = f"goalpost_stage_{table}"
+    columns = ", ".join(model._meta.get_field(name).column for name in fields)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerows([_copy_value(getattr(obj, name)) for name in fields] for obj in objects)
+    buffer.seek(0)
+    with connection.cursor() as cursor:
+        # Names come from model metadata, never from input.
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "  # noqa: S608
+            f"SELECT {columns} FROM {table} WITH NO DATA"
+        )
+        cursor.execute(f"TRUNCATE {stage}")
+        cursor.copy_expert(f"COPY {stage} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} "  # noqa: S608
+            f"ON CONFLICT ({conflict}) DO NOTHING"
+        )
+        return cursor.rowcount
+
+
+def insert_ignoring_duplicates(model: type[Model], fields: tuple[str, ...], objects: list[Model], conflict: str) -> int:
+    """Insert rows, skipping any whose ``conflict`` key is already stored; returns how many were attempted."""
+    if not objects:
+        return 0
+    method = settings.CLICK_DRAIN_METHOD
+    if method == "copy" and connection.vendor == "postgresql" and len(objects) > 1:
+        return _copy_insert(model, fields, objects, conflict)
+    model.objects.bulk_create(objects, batch_size=500, ignore_conflicts=True)
+    return len(objects)
+
+
+def store_events(entries: list[dict], *, timezones: Mapping[int, str] | None = None, checked: bool = False) -> int:
+    """Store click and impression entries in one transaction; entries already stored are skipped.
+
+    Unless ``checked`` (the caller just loaded the link), entries whose link is gone or belongs to another
+    program are dropped and logged: a buffered click can outlive its link or program.
+    """
+    if not entries:
+        return 0
+    with scopes_disabled(), transaction.atomic():
+        if not checked:
+            entries = _known_links_only(entries)
+        program_ids = {entry["p"] for entry in entries}
+        if not timezones or not program_ids <= timezones.keys():
+            timezones = dict(Program.objects.filter(pk__in=program_ids).values_list("pk", "timezone"))
+        clicks = [_click(entry) for entry in entries if entry["k"] == CLICK]
+        impressions = [_impression(entry) for entry in entries if entry["k"] == IMPRESSION]
+        mark_unique_clicks(clicks, timezones)
+        insert_ignoring_duplicates(Click, CLICK_FIELDS, clicks, "click_id")
+        insert_ignoring_duplicates(Impression, IMPRESSION_FIELDS, impressions, "event_id")
+    return len(clicks) + len(impressions)
+
+
+def _known_links_only(entries: list[dict]) -> list[dict]:
+    links = dict(Link.objects.filter(pk__in={entry["l"] for entry in entries}).values_list("pk", "program_id"))
+    known = [entry for entry in entries if links.get(entry["l"]) == entry["p"]]
+    if len(known) < len(entries):
+        orphans = [entry["id"] for entry in entries if links.get(entry["l"]) != entry["p"]]
+        logger.error("Dropped %d buffered events whose link no longer exists: %s", len(orphans), orphans[:10])
+    return known
+
+
+# --- The drain ----------------------------------------------------------------------------------------------
+
+
+def _parse(raw_entries: list) -> list[dict]:
+    entries = []
+    for entry_id, fields in raw_entries:
+        try:
+            entry = json.loads(fields[b"e"])
+            entry["k"], entry["p"], entry["l"], entry["id"], entry["t"]
+            uuid.UUID(entry["id"])
+        except (KeyError, ValueError, TypeError):
+            logger.error("Dropped an unreadable click buffer entry %s: %r", entry_id, fields)
+            continue
+        entries.append(entry)
+    return entries
+
+
+def _forget_after_commit(buffer: EventBuffer, entry_ids: list[bytes]) -> None:
+    def forget() -> None:
+        try:
+            buffer.drain_client.xdel(buffer.stream, *entry_ids)
+        except RedisError:
+            # Harmless: the next drain reads these entries again and ON CONFLICT skips them.
+            logger.warning("Could not delete %d drained entries from the click buffer.", len(entry_ids))
+
+    # Inside a caller's transaction (find_click from a conversion service) the entries must stay in Redis
+    # until the rows are committed: a rollback would otherwise lose them.
+    transaction.on_commit(forget)
+
+
+def drain_buffer(*, limit: int = 1_000_000, wait: float = 0) -> int:
+    """Move up to ``limit`` buffered events into the database, oldest first; returns how many were read.
+
+    One drain runs at a time (a Redis lock); ``wait`` seconds is how long to wait for a running one.
+    """
+    buffer = event_buffer()
+    if buffer is None:
+        return 0
+    client = buffer.drain_client
+    lock = client.lock(
+        buffer.key("events:drain-lock"),
+        timeout=settings.CLICK_DRAIN_LOCK_SECONDS,
+        blocking=wait > 0,
+        blocking_timeout=wait or None,
+    )
+    try:
+        if not lock.acquire():
+            return 0
+    except RedisError as error:
+        logger.warning("Click buffer unreachable for the drain: %s", error)
+        return 0
+    drained = 0
+    start = "-"
+    deadline = time.monotonic() + settings.CLICK_DRAIN_LOCK_SECONDS / 2
+    try:
+        while drained < limit and time.monotonic() < deadline:
+            count = min(settings.CLICK_DRAIN_BATCH, limit - drained)
+            batch = client.xrange(buffer.stream, min=start, max="+", count=count)
+            if not batch:
+                break
+            store_events(_parse(batch))
+            entry_ids = [entry_id for entry_id, _fields in batch]
+            _forget_after_commit(buffer, entry_ids)
+            drained += len(batch)
+            start = b"(" + entry_ids[-1]
+            if len(batch) < count:
+                break
+    except RedisError as error:
+        logger.warning("Click buffer unreachable during the drain: %s", error)
+    finally:
+        # Expired or Redis gone: the lock frees itself after its timeout.
+        with contextlib.suppress(LockError, RedisError):
+            lock.release()
+    return drained
+
+
+def buffered_count() -> int:
+    """How many events wait in the buffer (0 without Redis)."""
+    buffer = event_buffer()
+    return buffer.drain_client.xlen(buffer.stream) if buffer else 0
+
+
+def find_click(*, program: Program, click_id: str | uuid.UUID) -> Click | None:
+    """The program's click with this id; drains the buffer once if the click has not been stored yet."""
+    try:
+        click_uuid = click_id if isinstance(click_id, uuid.UUID) else uuid.UUID(str(click_id))
+    except ValueError:
+        return None
+    with scope(program=program):
+        click = Click.objects.filter(program=program, click_id=click_uuid).first()
+        if click is None and event_buffer() is not None:
+            # Waiting for a running drain matters: it may be inserting this very click right now.
+            drain_buffer(wait=settings.CLICK_FIND_WAIT_SECONDS)
+            click = Click.objects.filter(program=program, click_id=click_uuid).first()
+    return click
