@@ -92,6 +92,21 @@ def _aggregates(period: Period) -> dict:
     return aggregates
 
 
+def _aliased(aggregates: dict) -> tuple[dict, dict[str, str]]:
+    """Aggregates under neutral aliases, and the way back to their names.
+
+    An aggregate named like a DailyStats column ("clicks") shadows the column for every later aggregate of
+    the same query (Django then refuses Sum("clicks") as "an aggregate of an aggregate"), so the query uses
+    aliases and the rows are renamed afterwards.
+    """
+    names = {f"aggregate_{index}": name for index, name in enumerate(aggregates)}
+    return {alias: aggregates[name] for alias, name in names.items()}, names
+
+
+def _renamed(row: dict, names: dict[str, str]) -> dict:
+    return {names.get(key, key): value for key, value in row.items()}
+
+
 def counters_for(
     *,
     program: Program,
@@ -108,11 +123,12 @@ def counters_for(
     rows = DailyStats.objects.filter(program=program, day__lt=period.end)
     if affiliate_ids is not None:
         rows = rows.filter(affiliate_id__in=list(affiliate_ids))
+    aggregates, names = _aliased(_aggregates(period))
     if group_by == GroupBy.NONE:
-        return {None: _counters(rows.aggregate(**_aggregates(period)), view)}
+        return {None: _counters(_renamed(rows.aggregate(**aggregates), names), view)}
     if group_by == GroupBy.AFFILIATE:
-        grouped = rows.values("affiliate_id").annotate(**_aggregates(period)).order_by()
-        return {row["affiliate_id"]: _counters(row, view) for row in grouped}
+        grouped = rows.values("affiliate_id").annotate(**aggregates).order_by()
+        return {row["affiliate_id"]: _counters(_renamed(row, names), view) for row in grouped}
     return _time_buckets(rows, period, group_by, view)
 
 
@@ -135,16 +151,14 @@ def _time_buckets(rows, period: Period, group_by: GroupBy, view: View) -> dict[d
     )
     fields = sorted(set(_period_fields()) | set(BEFORE) | set(TO_DATE))
     bucketed = rows.annotate(bucket=trunc)
-    grouped = (
-        bucketed.values("bucket")
-        .annotate(
-            **{name: Sum(name) for name in fields}, active_affiliates=Count("affiliate", filter=active, distinct=True)
-        )
-        .order_by("bucket")
+    aggregates, names = _aliased(
+        {name: Sum(name) for name in fields} | {"active_affiliates": Count("affiliate", filter=active, distinct=True)}
     )
+    grouped = bucketed.values("bucket").annotate(**aggregates).order_by("bucket")
     running: dict[str, Decimal] = defaultdict(Decimal)
     result = {}
-    for row in grouped:
+    for aliased_row in grouped:
+        row = _renamed(aliased_row, names)
         bucket = row["bucket"]
         for name in BEFORE:
             row[f"{name}__before"] = running[name]
