@@ -201,7 +201,8 @@ class Sales:
             for name, value in fields.items():
                 setattr(settings, name, value)
             settings.save()
-            return settings
+        self.program.tracking_settings = settings  # services read the settings cached on the program
+        return settings
 
 
 @pytest.fixture
