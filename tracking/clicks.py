@@ -315,57 +315,64 @@ def _moment(microseconds: int) -> datetime:
     return datetime.fromtimestamp(microseconds / 1_000_000, tz=UTC)
 
 
-def _click(entry: dict) -> Click:
+def _click(entry: dict) -> dict:
+    """A click row (field name -> value) from a buffer entry; rows, not model instances, are cheap in bulk."""
     subs = [*entry.get("s", ()), *[""] * SUB_COUNT][:SUB_COUNT]
-    return Click(
-        program_id=entry["p"],
-        click_id=uuid.UUID(entry["id"]),
-        link_id=entry["l"],
-        affiliate_id=entry["a"],
-        offer_id=entry["o"],
-        created_at=_moment(entry["t"]),
-        sub1=subs[0],
-        sub2=subs[1],
-        sub3=subs[2],
-        sub4=subs[3],
-        sub5=subs[4],
-        referrer=entry.get("r", ""),
-        user_agent=entry.get("u", ""),
-        ip_hash=entry.get("ih", ""),
-        visitor_hash=entry.get("vh", ""),
-        country=entry.get("c", ""),
-        source=entry.get("src", "direct"),
-        is_bot=bool(entry.get("b")),
-    )
+    return {
+        "program_id": entry["p"],
+        "click_id": uuid.UUID(entry["id"]),
+        "link_id": entry["l"],
+        "affiliate_id": entry["a"],
+        "offer_id": entry["o"],
+        "created_at": _moment(entry["t"]),
+        "sub1": subs[0],
+        "sub2": subs[1],
+        "sub3": subs[2],
+        "sub4": subs[3],
+        "sub5": subs[4],
+        "referrer": entry.get("r", ""),
+        "user_agent": entry.get("u", ""),
+        "ip_hash": entry.get("ih", ""),
+        "visitor_hash": entry.get("vh", ""),
+        "country": entry.get("c", ""),
+        "source": entry.get("src", "direct"),
+        "is_unique": True,
+        "is_bot": bool(entry.get("b")),
+    }
 
 
-def _impression(entry: dict) -> Impression:
-    return Impression(
-        program_id=entry["p"],
-        event_id=uuid.UUID(entry["id"]),
-        link_id=entry["l"],
-        affiliate_id=entry["a"],
-        offer_id=entry["o"],
-        created_at=_moment(entry["t"]),
-        is_bot=bool(entry.get("b")),
-    )
+def _impression(entry: dict) -> dict:
+    return {
+        "program_id": entry["p"],
+        "event_id": uuid.UUID(entry["id"]),
+        "link_id": entry["l"],
+        "affiliate_id": entry["a"],
+        "offer_id": entry["o"],
+        "created_at": _moment(entry["t"]),
+        "is_bot": bool(entry.get("b")),
+    }
 
 
 UNIQUE_KEYS_PER_QUERY = 500
 
 
-def mark_unique_clicks(clicks: list[Click], timezones: Mapping[int, str]) -> None:
+def mark_unique_clicks(clicks: list[dict], timezones: Mapping[int, str]) -> None:
     """Set is_unique: the first click of a visitor on a link per program-local day, in the DB or this batch."""
     if not clicks:
         return
     keys = []
+    days = {}
     for click in clicks:
-        start, end, _label = period_bounds(Cap.Period.DAY, click.created_at, timezones[click.program_id])
-        keys.append((click.link_id, click.ip_hash, click.visitor_hash, start, end))
+        zone = timezones[click["program_id"]]
+        local_day = click["created_at"].astimezone(ZoneInfo(zone)).date()
+        if (zone, local_day) not in days:
+            days[zone, local_day] = period_bounds(Cap.Period.DAY, click["created_at"], zone)[:2]
+        start, end = days[zone, local_day]
+        keys.append((click["link_id"], click["ip_hash"], click["visitor_hash"], start, end))
     seen = _stored_visitor_days(sorted(set(keys), key=str))
-    for index in sorted(range(len(clicks)), key=lambda index: clicks[index].created_at):
+    for index in sorted(range(len(clicks)), key=lambda index: clicks[index]["created_at"]):
         link_id, _ip, visitor, start, _end = keys[index]
-        clicks[index].is_unique = (link_id, visitor, start) not in seen
+        clicks[index]["is_unique"] = (link_id, visitor, start) not in seen
         seen.add((link_id, visitor, start))
 
 
@@ -406,14 +413,14 @@ def _copy_value(value) -> str:
     return str(value)
 
 
-def _copy_insert(model: type[Model], fields: tuple[str, ...], objects: list[Model], conflict: str) -> int:
+def _copy_insert(model: type[Model], fields: tuple[str, ...], rows: list[dict], conflict: str) -> int:
     """PostgreSQL: COPY the rows into a session temp table, then INSERT … SELECT … ON CONFLICT DO NOTHING."""
     table = model._meta.db_table
     stage = f"goalpost_stage_{table}"
     columns = ", ".join(model._meta.get_field(name).column for name in fields)
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    writer.writerows([_copy_value(getattr(obj, name)) for name in fields] for obj in objects)
+    writer.writerows([_copy_value(row[name]) for name in fields] for row in rows)
     buffer.seek(0)
     with connection.cursor() as cursor:
         # Names come from model metadata, never from input.
@@ -430,15 +437,14 @@ def _copy_insert(model: type[Model], fields: tuple[str, ...], objects: list[Mode
         return cursor.rowcount
 
 
-def insert_ignoring_duplicates(model: type[Model], fields: tuple[str, ...], objects: list[Model], conflict: str) -> int:
+def insert_ignoring_duplicates(model: type[Model], fields: tuple[str, ...], rows: list[dict], conflict: str) -> int:
     """Insert rows, skipping any whose ``conflict`` key is already stored; returns how many were attempted."""
-    if not objects:
+    if not rows:
         return 0
-    method = settings.CLICK_DRAIN_METHOD
-    if method == "copy" and connection.vendor == "postgresql" and len(objects) > 1:
-        return _copy_insert(model, fields, objects, conflict)
-    model.objects.bulk_create(objects, batch_size=500, ignore_conflicts=True)
-    return len(objects)
+    if settings.CLICK_DRAIN_METHOD == "copy" and connection.vendor == "postgresql" and len(rows) > 1:
+        return _copy_insert(model, fields, rows, conflict)
+    model.objects.bulk_create([model(**row) for row in rows], batch_size=500, ignore_conflicts=True)
+    return len(rows)
 
 
 def store_events(entries: list[dict], *, timezones: Mapping[int, str] | None = None, checked: bool = False) -> int:
