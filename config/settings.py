@@ -171,6 +171,24 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE: dict = {}
 
+# Goals (goals/progress.py, goals/closing.py): progress follows time even without events; each program closes
+# its previous month after its grace period, in its own time zone; reversals after a close are clawed back.
+CELERY_BEAT_SCHEDULE["goals-refresh-progress"] = {
+    "task": "goals.tasks.refresh_all_goal_progress_task",
+    "schedule": 5 * 60.0,
+    "options": {"expires": 4 * 60},
+}
+CELERY_BEAT_SCHEDULE["goals-close-due-months"] = {
+    "task": "goals.tasks.close_due_months_task",
+    "schedule": 60 * 60.0,  # hourly: a month closes within the hour its grace period ends, local time
+    "options": {"expires": 50 * 60},
+}
+CELERY_BEAT_SCHEDULE["goals-record-clawbacks"] = {
+    "task": "goals.tasks.record_all_clawbacks_task",
+    "schedule": 60 * 60.0,
+    "options": {"expires": 50 * 60},
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",

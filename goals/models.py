@@ -102,6 +102,28 @@ class FeeEntry(models.Model):
         return f"{self.affiliate_id} {self.day} {self.amount}"
 
 
+class GoalSettings(models.Model):
+    """A program's goal settings: how long a finished month waits for late approvals, and who is notified."""
+
+    program = models.OneToOneField(Program, on_delete=models.CASCADE, related_name="goal_settings")
+    month_close_grace_days = models.PositiveSmallIntegerField(
+        _("grace period before a month closes (days)"),
+        default=5,
+        help_text=_("A month closes this many days after it ends, so late approvals still count."),
+    )
+    notify_affiliates = models.BooleanField(_("notify affiliates of their goals"), default=True)
+    notify_managers = models.BooleanField(_("notify managers of goals"), default=True)
+
+    objects = ScopedManager(program="program")
+
+    class Meta:
+        verbose_name = _("goal settings")
+        verbose_name_plural = _("goal settings")
+
+    def __str__(self) -> str:
+        return f"{self.program_id}: close after {self.month_close_grace_days} days"
+
+
 class GoalKind(models.TextChoices):
     KPI = "kpi", _("Measured KPI")
     MANUAL = "manual", _("Manual (checked by hand)")
@@ -218,6 +240,8 @@ class Notification(models.Model):
     url = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     read_at = models.DateTimeField(null=True, blank=True)
+    # Claimed by a conditional update before the email goes out, so a retried task never sends it twice.
+    emailed_at = models.DateTimeField(null=True, blank=True)
 
     objects = ScopedManager(program="program")
 
@@ -258,6 +282,8 @@ class BonusEntry(models.Model):
     affiliate = models.ForeignKey(Affiliate, on_delete=models.PROTECT, related_name="+")
     goal = models.OneToOneField(Goal, on_delete=models.PROTECT, related_name="bonus_entry")
     month = models.DateField(_("month"))
+    # The program-local day the bonus counts on in DailyStats.bonuses: the day of the close, in an open month.
+    day = models.DateField(_("booked on"))
     amount = models.DecimalField(_("amount"), **MONEY)
     explanation = models.TextField(_("why"))
     awarded_at = models.DateTimeField(default=timezone.now)
@@ -267,6 +293,7 @@ class BonusEntry(models.Model):
     class Meta:
         verbose_name = _("bonus")
         verbose_name_plural = _("bonuses")
+        indexes = [models.Index(fields=["program", "affiliate", "day"], name="bonus_entry_day_idx")]
 
     def __str__(self) -> str:
         return f"{self.affiliate_id} {self.month:%Y-%m} +{self.amount}"
@@ -279,6 +306,7 @@ class ClawbackEntry(models.Model):
     affiliate = models.ForeignKey(Affiliate, on_delete=models.PROTECT, related_name="+")
     bonus = models.OneToOneField(BonusEntry, on_delete=models.PROTECT, related_name="clawback")
     month = models.DateField(_("booked in month"))  # the next open month
+    day = models.DateField(_("booked on"))  # the program-local day in that month it counts on in DailyStats
     amount = models.DecimalField(_("amount"), **MONEY)  # positive; subtracted from commission and cost
     explanation = models.TextField(_("why"))
     created_at = models.DateTimeField(default=timezone.now)
@@ -288,6 +316,7 @@ class ClawbackEntry(models.Model):
     class Meta:
         verbose_name = _("clawback")
         verbose_name_plural = _("clawbacks")
+        indexes = [models.Index(fields=["program", "affiliate", "day"], name="clawback_entry_day_idx")]
 
     def __str__(self) -> str:
         return f"{self.affiliate_id} {self.month:%Y-%m} -{self.amount}"

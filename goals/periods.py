@@ -35,6 +35,12 @@ def previous_month(month: date) -> date:
     return (month.replace(day=1) - timedelta(days=1)).replace(day=1)
 
 
+def month_from_text(text: str) -> date:
+    """A month written YYYY-MM (URLs, commands, task arguments) as its first day; ValueError if it is not one."""
+    year, month = text.strip().split("-")
+    return date(int(year), int(month), 1)
+
+
 def month_of(program: Program, moment: datetime) -> date:
     """First day of the program-local month an instant falls in (KPI.md example 9)."""
     return month_start(local_date(program, moment))

@@ -1,18 +1,20 @@
 """Reads of the goals app: KPI values for any program, period and grouping, from the daily rollups."""
 
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth, TruncWeek
 
-from affiliates.models import AffiliateStatus, Program
-from goals.kpis import ZERO, Counters, View, empty_counters, evaluate
-from goals.models import DailyStats
-from goals.periods import Period
+from affiliates.models import Affiliate, AffiliateStatus, Program
+from goals.kpis import REGISTRY, ZERO, Counters, Unit, View, empty_counters, evaluate
+from goals.models import Benchmark, BonusEntry, ClawbackEntry, DailyStats, Goal, GoalSettings, MonthClose
+from goals.periods import Period, month_start, previous_month
 
 
 class GroupBy(StrEnum):
@@ -200,3 +202,158 @@ def totals(counters: Iterable[Counters]) -> dict[str, Decimal]:
         for name, value in group.items():
             summed[name] += value
     return summed
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Goals: settings, closed months, the month's goals with progress, the bonus ledger per day, benchmarks,
+# suggested targets.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def goal_settings_for(program: Program) -> GoalSettings:
+    """The program's goal settings, or the defaults (unsaved) when it never changed them."""
+    return GoalSettings.objects.filter(program=program).first() or GoalSettings(program=program)
+
+
+def month_is_closed(*, program: Program, month: date) -> bool:
+    """Whether a month's close has begun; from then on its goals are read-only."""
+    return MonthClose.objects.filter(program=program, month=month_start(month)).exists()
+
+
+def goal_progress_for_month(
+    *, program: Program, month: date, affiliate_ids: Iterable[int] | None = None
+) -> QuerySet[Goal]:
+    """A month's goals with their affiliate and stored progress (``goal.progress`` may be missing), for boards."""
+    goals = Goal.objects.filter(program=program, month=month_start(month)).select_related("affiliate", "progress")
+    if affiliate_ids is not None:
+        goals = goals.filter(affiliate_id__in=list(affiliate_ids))
+    return goals.order_by("affiliate__name", "affiliate_id", "kind", "kpi", "label")
+
+
+def bonus_totals_by_day(
+    *, program: Program, first: date, end: date, affiliate_ids: Iterable[int] | None = None
+) -> dict[tuple[int, date], Decimal]:
+    """Bonuses minus clawbacks per (affiliate id, local day) in [first, end): the DailyStats.bonuses column.
+
+    Two queries whatever the range; keys with nothing booked are absent.
+    """
+    totals: dict[tuple[int, date], Decimal] = defaultdict(Decimal)
+    for model, sign in ((BonusEntry, 1), (ClawbackEntry, -1)):
+        rows = model.objects.filter(program=program, day__gte=first, day__lt=end)
+        if affiliate_ids is not None:
+            rows = rows.filter(affiliate_id__in=list(affiliate_ids))
+        for row in rows.values("affiliate_id", "day").annotate(total=Sum("amount")).order_by():
+            totals[(row["affiliate_id"], row["day"])] += sign * row["total"]
+    return dict(totals)
+
+
+def bonus_total_by_day(*, program: Program, affiliate_id: int, day: date) -> Decimal:
+    """Bonuses awarded minus clawbacks booked on one affiliate's local day, for the rollup of that day."""
+    totals = bonus_totals_by_day(program=program, first=day, end=day + timedelta(days=1), affiliate_ids=[affiliate_id])
+    return totals.get((affiliate_id, day), ZERO)
+
+
+@dataclass(frozen=True)
+class BenchmarkRange:
+    """What is average (a range; low == high for a single figure) and what is optimal for a KPI."""
+
+    average_low: Decimal
+    average_high: Decimal
+    optimal: Decimal
+
+    def rating(self, value: Decimal | None, *, lower_is_better: bool) -> str | None:
+        """ "optimal", "average" or "below" for a value; None when the value is undefined."""
+        if value is None:
+            return None
+        if lower_is_better:
+            if value <= self.optimal:
+                return "optimal"
+            return "average" if value <= self.average_high else "below"
+        if value >= self.optimal:
+            return "optimal"
+        return "average" if value >= self.average_low else "below"
+
+
+# KPI.md's benchmark table; a program's Benchmark rows override these per KPI.
+DEFAULT_BENCHMARKS = {
+    "conversion_rate": BenchmarkRange(Decimal(2), Decimal(5), Decimal(10)),
+    "cpa": BenchmarkRange(Decimal(100), Decimal(200), Decimal(50)),
+    "roi": BenchmarkRange(Decimal(300), Decimal(300), Decimal(500)),
+    "engagement_rate": BenchmarkRange(Decimal(3), Decimal(3), Decimal(10)),
+    "ltv": BenchmarkRange(Decimal(500), Decimal(500), Decimal(1000)),
+}
+
+
+def benchmarks_for(program: Program) -> dict[str, BenchmarkRange]:
+    """The program's benchmarks per KPI: KPI.md's defaults, overridden by the program's own."""
+    benchmarks = dict(DEFAULT_BENCHMARKS)
+    for row in Benchmark.objects.filter(program=program):
+        benchmarks[row.kpi] = BenchmarkRange(row.average, row.average, row.optimal)
+    return benchmarks
+
+
+SUGGESTION_MONTHS = 3
+WHOLE = Decimal(1)
+CENTS = Decimal("0.01")
+
+
+def _rounded_target(kpi_name: str, value: Decimal) -> Decimal:
+    kpi = REGISTRY[kpi_name]
+    if kpi.unit == Unit.COUNT and not kpi.is_ratio:
+        return value.quantize(WHOLE, ROUND_HALF_UP)
+    return value.quantize(CENTS, ROUND_HALF_UP)
+
+
+def suggest_targets(
+    *,
+    program: Program,
+    month: date,
+    kpis: list[str],
+    growth: Decimal,
+    affiliate_ids: Iterable[int] | None = None,
+) -> dict[int, dict[str, Decimal | None]]:
+    """Suggested targets per affiliate: the median of their last three months (confirmed view), times ``growth``.
+
+    For lower-is-better KPIs the median is divided by ``growth`` instead, so 1.10 asks for 10 % better either
+    way. Months where a ratio is undefined are left out of its median; None means no history to suggest from
+    (or a suggestion of 0, which is not a valid target). Counts are rounded to whole numbers, the rest to
+    cents; percentages are capped at the KPI's maximum. Three queries, one per past month.
+    """
+    unknown = [name for name in kpis if name not in REGISTRY]
+    if unknown:
+        raise ValueError(f"Unknown KPIs: {unknown}")
+    if growth <= 0:
+        raise ValueError("growth must be positive")
+    if affiliate_ids is None:
+        affiliate_ids = list(
+            Affiliate.objects.filter(program=program, status=AffiliateStatus.APPROVED)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+    affiliate_ids = list(affiliate_ids)
+    history: dict[int, dict[str, list[Decimal]]] = {pk: defaultdict(list) for pk in affiliate_ids}
+    past = month_start(month)
+    for _ in range(SUGGESTION_MONTHS):
+        past = previous_month(past)
+        values = kpi_values(
+            program=program, period=Period.month(past), kpis=kpis, affiliate_ids=affiliate_ids, view=View.CONFIRMED
+        )
+        for affiliate_id in affiliate_ids:
+            for name, value in values[affiliate_id].items():
+                if value is not None:
+                    history[affiliate_id][name].append(Decimal(value))
+    suggestions: dict[int, dict[str, Decimal | None]] = {}
+    for affiliate_id in affiliate_ids:
+        suggestions[affiliate_id] = {}
+        for name in kpis:
+            kpi = REGISTRY[name]
+            past_values = history[affiliate_id][name]
+            if not past_values:
+                suggestions[affiliate_id][name] = None
+                continue
+            median = Decimal(statistics.median(past_values))
+            target = _rounded_target(name, median / growth if kpi.lower_is_better else median * growth)
+            if kpi.max_target is not None:
+                target = min(target, kpi.max_target)
+            suggestions[affiliate_id][name] = target if target > 0 else None
+    return suggestions
