@@ -245,3 +245,9 @@ CELERY_BEAT_SCHEDULE["drain-event-buffer"] = {
     "schedule": 1.0,
     "options": {"expires": 5},  # a worker that was down does not find a pile of drains to run
 }
+# Conversions (tracking/services.py): approve pending conversions whose hold period is over, per program.
+CELERY_BEAT_SCHEDULE["auto-approve-conversions"] = {
+    "task": "tracking.tasks.auto_approve_all_programs_task",
+    "schedule": 15 * 60.0,
+    "options": {"expires": 10 * 60},
+}

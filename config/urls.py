@@ -2,12 +2,13 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from affiliates import urls as affiliate_urls
 from affiliates import views as affiliate_views
 from affiliates.forms import EmailAuthenticationForm
 from tracking import clickpath
+from tracking.postback import postback_view
 
 admin.site.site_header = "Goalpost"
 
@@ -38,6 +39,9 @@ urlpatterns = [
     path("accounts/", include(accounts_patterns)),
     path("p/<slug:program_slug>/", include((manager_urlpatterns, "manage"))),
     path("portal/<slug:program_slug>/", include((portal_urlpatterns, "portal"))),
+    # Server-to-server conversions; the trailing slash is optional because advertisers' platforms differ.
+    re_path(r"^postback/(?P<program_slug>[-a-zA-Z0-9_]+)/?$", postback_view, name="postback"),
     path("api/v1/", include("affiliates.api.urls")),
+    path("api/v1/", include("tracking.api.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
 ]

@@ -32,6 +32,19 @@ class Route:
     object_kwargs: tuple[str, ...] = field(default=())  # kwargs that name another program's row
 
 
+def a_conversion(world: World) -> dict:
+    """A conversion of ``world``'s program, for the routes that name one."""
+    from tracking.models import Conversion
+
+    with scopes_disabled():
+        conversion = Conversion.objects.filter(program=world.program, order_id="ISO-API").first()
+        if conversion is None:
+            conversion = Conversion.objects.create(
+                program=world.program, kind="sale", order_id="ISO-API", currency="EUR", source="api"
+            )
+    return {"conversion_id": conversion.pk}
+
+
 ROUTES: dict[str, Route] = {
     "manage:home": Route("staff"),
     "manage:affiliate_list": Route("staff"),
@@ -62,6 +75,16 @@ ROUTES: dict[str, Route] = {
     ),
     "api_affiliate_list": Route("staff", api=True),
     "api_my_affiliate": Route("affiliate", api=True),
+    # conversions API: owners and managers with a token
+    "api_conversion_create": Route("managing", api=True, get=False, post={"order_id": "INTRUDER-1", "amount": "1"}),
+    "api_conversion_status": Route(
+        "managing",
+        a_conversion,
+        api=True,
+        get=False,
+        post={"status": "rejected", "reason": "intrusion"},
+        object_kwargs=("conversion_id",),
+    ),
 }
 
 

@@ -171,14 +171,31 @@ class Sales:
 
         from django.utils import timezone
 
-        from tests.factories import ClickFactory
+        from tracking.models import Click
 
+        link = link or self.tracked.link
         with scopes_disabled():
-            return ClickFactory(
+            return Click.objects.create(
                 program=self.program,
-                link=link or self.tracked.link,
+                link=link,
+                affiliate=link.affiliate,
+                offer=link.offer,
                 created_at=timezone.now() - (ago if ago is not None else timedelta(hours=1)),
                 **fields,
+            )
+
+    def offer(self, name: str):
+        """Another offer of the program."""
+        with scopes_disabled():
+            return create_offer(program=self.program, name=name, destination_url="https://shop.example/other")
+
+    def link(self, *, affiliate=None, offer=None):
+        """Another link: of ``affiliate`` (default: the program's second approved affiliate) to ``offer``."""
+        with scopes_disabled():
+            return create_link(
+                program=self.program,
+                offer=offer or self.tracked.offer,
+                affiliate=affiliate or self.world.other_affiliate,
             )
 
     def rule(self, **fields):

@@ -1,0 +1,149 @@
+"""Fraud signals: flags that send a conversion to the review queue (pending, ``in_review``), never silent drops.
+
+- ``fast_conversion``: less than ``fraud_min_seconds_to_convert`` passed between the click and the conversion.
+- ``click_flood``: ≥ ``fraud_click_flood_count`` clicks from the click's IP hash on its link within the
+  ``fraud_click_flood_minutes`` up to and including the click.
+- ``self_referral``: the conversion's or the click's IP hash equals the affiliate's last-login IP hash.
+- ``conversion_rate_outlier``: the affiliate's conversion rate this program-local month, this conversion
+  included, is above ``fraud_conversion_rate_factor`` × the program's, once the affiliate has
+  ``CONVERSION_RATE_MIN_CLICKS`` clicks this month.
+- ``bot_click``: the click was flagged as a bot.
+"""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.core.cache import cache
+from django.db.models import F, Func, IntegerField, OuterRef, Subquery
+from django.http import HttpRequest
+from django_scopes import scopes_disabled
+
+from affiliates.models import Affiliate, Program, User
+from tracking.caps import COUNTED_STATUSES, UNCAPPED_KINDS
+from tracking.hashing import client_ip, ip_hash
+from tracking.models import Click, Conversion, TrackingSettings
+
+logger = logging.getLogger(__name__)
+
+FAST_CONVERSION = "fast_conversion"
+CLICK_FLOOD = "click_flood"
+SELF_REFERRAL = "self_referral"
+CONVERSION_RATE_OUTLIER = "conversion_rate_outlier"
+BOT_CLICK = "bot_click"
+FLAGS = (FAST_CONVERSION, CLICK_FLOOD, SELF_REFERRAL, CONVERSION_RATE_OUTLIER, BOT_CLICK)
+
+# KPI.md's minimum volume for ratio goals: below it a conversion rate says nothing.
+CONVERSION_RATE_MIN_CLICKS = 100
+# The program-wide rate moves slowly; computing it for every conversion would cost two month-long counts.
+PROGRAM_RATE_CACHE_SECONDS = 300
+
+
+def count_of(queryset) -> Subquery:
+    """A scalar subquery counting ``queryset``'s rows (no GROUP BY: COUNT is not seen as an aggregate)."""
+    return Subquery(queryset.order_by().values(n=Func(F("pk"), function="COUNT")), output_field=IntegerField())
+
+
+def flood_clicks(settings: TrackingSettings) -> Subquery:
+    """For annotating a Click query: clicks from the same IP hash on the same link in the flood window."""
+    window = timedelta(minutes=settings.fraud_click_flood_minutes)
+    return count_of(
+        Click.objects.filter(
+            program_id=OuterRef("program_id"),
+            link_id=OuterRef("link_id"),
+            ip_hash=OuterRef("ip_hash"),
+            created_at__gt=OuterRef("created_at") - window,
+            created_at__lte=OuterRef("created_at"),
+        )
+    )
+
+
+def program_month_volume(*, program: Program, start: datetime, end: datetime) -> tuple[int, int]:
+    """The program's (non-bot clicks, counted attributed conversions) in ``[start, end)``, cached briefly."""
+    # The creation time tells apart two programs that got the same id (test databases, SQLite after rollback).
+    key = f"tracking:program-volume:{program.pk}:{program.created_at.timestamp()}:{start.isoformat()}"
+    cached = cache.get(key)
+    if cached is not None:
+        return tuple(cached)
+    row = (
+        Program.objects.filter(pk=program.pk)
+        .annotate(
+            month_clicks=count_of(
+                Click.objects.filter(program=program, is_bot=False, created_at__gte=start, created_at__lt=end)
+            ),
+            month_conversions=count_of(
+                Conversion.objects.filter(
+                    program=program,
+                    affiliate__isnull=False,
+                    status__in=COUNTED_STATUSES,
+                    created_at__gte=start,
+                    created_at__lt=end,
+                ).exclude(kind__in=UNCAPPED_KINDS)
+            ),
+        )
+        .values_list("month_clicks", "month_conversions")
+        .get()
+    )
+    cache.set(key, list(row), PROGRAM_RATE_CACHE_SECONDS)
+    return row
+
+
+def fraud_flags(
+    *,
+    program: Program,
+    settings: TrackingSettings,
+    click: Click | None,
+    affiliate: Affiliate | None,
+    moment: datetime,
+    conversion_ip_hash: str,
+    month: tuple[datetime, datetime],
+) -> list[str]:
+    """The fraud flags of a conversion at ``moment``; ``affiliate`` carries this month's volume annotations."""
+    flags = []
+    if click is not None:
+        if (moment - click.created_at).total_seconds() < settings.fraud_min_seconds_to_convert:
+            flags.append(FAST_CONVERSION)
+        if click.ip_hash and getattr(click, "flood_clicks", 0) >= settings.fraud_click_flood_count:
+            flags.append(CLICK_FLOOD)
+    if affiliate is not None and affiliate.login_ip_hash:
+        seen = {conversion_ip_hash, click.ip_hash if click is not None else ""}
+        if affiliate.login_ip_hash in seen:
+            flags.append(SELF_REFERRAL)
+    if affiliate is not None and is_conversion_rate_outlier(
+        program=program, settings=settings, affiliate=affiliate, month=month
+    ):
+        flags.append(CONVERSION_RATE_OUTLIER)
+    if click is not None and click.is_bot:
+        flags.append(BOT_CLICK)
+    return flags
+
+
+def is_conversion_rate_outlier(
+    *, program: Program, settings: TrackingSettings, affiliate: Affiliate, month: tuple[datetime, datetime]
+) -> bool:
+    """Whether the affiliate's rate this month, this conversion included, is far above the program's."""
+    clicks = affiliate.month_clicks
+    if clicks < CONVERSION_RATE_MIN_CLICKS:
+        return False
+    program_clicks, program_conversions = program_month_volume(program=program, start=month[0], end=month[1])
+    if not program_clicks:
+        return False
+    affiliate_rate = (affiliate.month_conversions + 1) / clicks
+    program_rate = max(program_conversions, 1) / program_clicks
+    return affiliate_rate > float(settings.fraud_conversion_rate_factor) * program_rate
+
+
+def record_login_ip(sender, request: HttpRequest | None, user: User, **kwargs) -> None:
+    """On login, remember the hash of the IP for each of the user's affiliate profiles (self-referral signal).
+
+    Connected to ``user_logged_in`` in TrackingConfig.ready: it records an authentication fact, it does not
+    drive domain flow. Hashes are salted per program, so each profile gets its own program's hash.
+    """
+    if request is None:
+        return
+    ip = client_ip(request.META)
+    if not ip:
+        return
+    with scopes_disabled():  # one login, every program the person is an affiliate of
+        profiles = list(Affiliate.objects.filter(user=user).values_list("pk", "program_id"))
+        for pk, program_id in profiles:
+            Affiliate.objects.filter(pk=pk).update(login_ip_hash=ip_hash(program_id, ip))
