@@ -7,14 +7,15 @@ from django.urls import include, path, re_path
 from affiliates import urls as affiliate_urls
 from affiliates import views as affiliate_views
 from affiliates.forms import EmailAuthenticationForm
+from goals import urls as goal_urls
 from tracking import clickpath
 from tracking.postback import postback_view
 
 admin.site.site_header = "Goalpost"
 
 # Each app contributes its program pages; one namespace per area keeps names like "manage:home" stable.
-manager_urlpatterns = [*affiliate_urls.manager_urlpatterns]
-portal_urlpatterns = [*affiliate_urls.portal_urlpatterns]
+manager_urlpatterns = [*affiliate_urls.manager_urlpatterns, *goal_urls.manager_urlpatterns]
+portal_urlpatterns = [*affiliate_urls.portal_urlpatterns, *goal_urls.portal_urlpatterns]
 
 accounts_patterns = [
     path(

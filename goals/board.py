@@ -1,0 +1,306 @@
+"""Reads of the manager goal board: one row per affiliate, a column per goal KPI, totals and live changes.
+
+The board reads stored GoalProgress rows and never computes a KPI per row, so a page of 50 affiliates costs
+the same handful of queries for a program of 10 or 10,000 affiliates: the columns, the tab counts, the
+paginator's count, the page of affiliates (sorted in the database, by any goal column), their goals with
+progress, and the totals.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import Lower
+
+from affiliates.models import Affiliate, AffiliateStatus, Program, Tier
+from goals.kpis import GOAL_KPIS, KPI, REGISTRY, Shape
+from goals.models import Goal, GoalKind, GoalProgress, GoalStatus
+from goals.progress import MANUAL_KPI
+from goals.selectors import goal_progress_for_month
+
+BOARD_PAGE_SIZE = 50
+MANUAL = "manual"
+HUNDRED = Decimal(100)
+# The "at risk" view lists affiliates with a goal that needs attention: at risk, or already behind.
+NEEDS_ATTENTION = (GoalStatus.AT_RISK, GoalStatus.BEHIND)
+GOAL_SORT_PREFIX = "goal:"
+TIER_RANK = Case(
+    When(tier=Tier.STANDARD, then=Value(0)),
+    When(tier=Tier.SILVER, then=Value(1)),
+    When(tier=Tier.GOLD, then=Value(2)),
+    default=Value(0),
+    output_field=IntegerField(),
+)
+KPI_ORDER = {kpi.name: index for index, kpi in enumerate(GOAL_KPIS)}
+
+
+class BoardView(StrEnum):
+    ALL = "all"
+    AT_RISK = "at_risk"
+    NOT_SET = "not_set"
+
+
+@dataclass(frozen=True)
+class BoardFilters:
+    """What the board shows: a view (tab), filters, and a sort key ("name", "-tier", "goal:clicks", …)."""
+
+    view: str = BoardView.ALL
+    status: str = ""
+    kpi: str = ""
+    tier: str = ""
+    q: str = ""
+    sort: str = "name"
+
+
+@dataclass(frozen=True)
+class BoardColumn:
+    """A goal column: one KPI, or every manual activity of the affiliate together."""
+
+    key: str
+
+    @property
+    def kpi(self) -> KPI:
+        return REGISTRY.get(self.key, MANUAL_KPI)
+
+    @property
+    def label(self) -> str:
+        return str(self.kpi.label)
+
+    @property
+    def definition(self) -> str:
+        return str(self.kpi.definition)
+
+    @property
+    def sort_key(self) -> str:
+        return f"{GOAL_SORT_PREFIX}{self.key}"
+
+
+@dataclass
+class BoardCell:
+    affiliate_id: int
+    column: BoardColumn
+    goals: list[Goal] = field(default_factory=list)
+
+    @property
+    def dom_id(self) -> str:
+        """The id a live update swaps out of band; stable for a filled and an empty cell alike."""
+        return f"goal-cell-{self.affiliate_id}-{self.column.key}"
+
+
+@dataclass
+class BoardRow:
+    affiliate: Affiliate
+    cells: list[BoardCell]
+
+
+@dataclass(frozen=True)
+class ColumnTotal:
+    """A column's totals over every affiliate the filters match (not just the page)."""
+
+    column: BoardColumn
+    goals: int = 0
+    statuses: dict = field(default_factory=dict)  # status → number of goals; "" for goals without progress yet
+    target: Decimal | None = None  # sums only where adding up makes sense (higher-is-better counts and sums)
+    provisional: Decimal | None = None
+    confirmed: Decimal | None = None
+    expected: Decimal | None = None
+
+    def _share(self, value: Decimal | None) -> Decimal | None:
+        if value is None or not self.target:
+            return None
+        return value / self.target * HUNDRED
+
+    @property
+    def progress_provisional(self) -> Decimal | None:
+        return self._share(self.provisional)
+
+    @property
+    def progress_confirmed(self) -> Decimal | None:
+        return self._share(self.confirmed)
+
+    @property
+    def pace(self) -> Decimal | None:
+        return self._share(self.expected)
+
+    @property
+    def status_counts(self) -> list[tuple[str, int]]:
+        return [(status, self.statuses.get(status, 0)) for status in GoalStatus.values if self.statuses.get(status)]
+
+
+def _summable(column: BoardColumn) -> bool:
+    kpi = column.kpi
+    return column.key != MANUAL and kpi.shape != Shape.RATIO and not kpi.lower_is_better
+
+
+def board_columns(*, program: Program, month: date, kpi: str = "") -> list[BoardColumn]:
+    """The month's goal columns in registry order, manual activities last; only ``kpi``'s when filtered."""
+    if kpi:
+        return [BoardColumn(kpi)]
+    # order_by(): the model's default ordering would add its columns to the DISTINCT.
+    keys = set(Goal.objects.filter(program=program, month=month).order_by().values_list("kpi", flat=True).distinct())
+    return [BoardColumn(key) for key in sorted(keys, key=lambda key: (KPI_ORDER.get(key, len(KPI_ORDER)), key))]
+
+
+def _goals_of_row(program: Program, month: date) -> QuerySet[Goal]:
+    return Goal.objects.filter(program=program, month=month, affiliate=OuterRef("pk"))
+
+
+def _on_board(program: Program, month: date, filters: BoardFilters) -> QuerySet[Affiliate]:
+    """Approved affiliates and anyone holding goals this month, narrowed by tier and search (not by view)."""
+    affiliates = Affiliate.objects.filter(program=program).filter(
+        Q(status=AffiliateStatus.APPROVED) | Exists(_goals_of_row(program, month))
+    )
+    if filters.tier:
+        affiliates = affiliates.filter(tier=filters.tier)
+    if filters.q:
+        affiliates = affiliates.filter(Q(name__icontains=filters.q) | Q(email__icontains=filters.q))
+    return affiliates
+
+
+def filtered_affiliates(*, program: Program, month: date, filters: BoardFilters) -> QuerySet[Affiliate]:
+    """The affiliates the board lists for ``filters``, unsorted."""
+    goals = _goals_of_row(program, month)
+    affiliates = _on_board(program, month, filters)
+    if filters.view == BoardView.NOT_SET:
+        # With a KPI filter: approved affiliates without a goal on that KPI yet.
+        missing = goals.filter(kpi=filters.kpi) if filters.kpi else goals
+        return affiliates.filter(status=AffiliateStatus.APPROVED).exclude(Exists(missing))
+    if filters.kpi:
+        goals = goals.filter(kpi=filters.kpi)
+        affiliates = affiliates.filter(Exists(goals))
+    if filters.view == BoardView.AT_RISK:
+        affiliates = affiliates.filter(Exists(goals.filter(progress__status__in=NEEDS_ATTENTION)))
+    if filters.status:
+        affiliates = affiliates.filter(Exists(goals.filter(progress__status=filters.status)))
+    return affiliates
+
+
+def sort_keys(columns: Iterable[BoardColumn]) -> set[str]:
+    return {"name", "tier", *(column.sort_key for column in columns)}
+
+
+def sorted_affiliates(
+    affiliates: QuerySet[Affiliate], *, program: Program, month: date, sort: str, columns: list[BoardColumn]
+) -> QuerySet[Affiliate]:
+    """``affiliates`` ordered by ``sort`` (a key of sort_keys, "-" for descending); ties by name and id.
+
+    A goal column sorts by its provisional progress (already inverted for lower-is-better KPIs), affiliates
+    without that goal or with not enough data last either way; the manual column by its weakest activity.
+    """
+    descending = sort.startswith("-")
+    key = sort.removeprefix("-")
+    if key not in sort_keys(columns):
+        key, descending = "name", False
+    if key == "name":
+        name = Lower("name")
+        return affiliates.order_by(name.desc() if descending else name.asc(), "pk")
+    if key == "tier":
+        affiliates = affiliates.annotate(tier_rank=TIER_RANK)
+        expression = F("tier_rank")
+    else:
+        progress = GoalProgress.objects.filter(
+            program=program,
+            goal__month=month,
+            goal__affiliate=OuterRef("pk"),
+            goal__kpi=key.removeprefix(GOAL_SORT_PREFIX),
+        ).order_by(F("progress_provisional").asc(nulls_last=True))
+        affiliates = affiliates.annotate(sort_value=Subquery(progress.values("progress_provisional")[:1]))
+        expression = F("sort_value")
+    ordered = expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
+    return affiliates.order_by(ordered, Lower("name"), "pk")
+
+
+def view_counts(*, program: Program, month: date, filters: BoardFilters) -> dict[str, int]:
+    """How many affiliates each tab would list with the current tier and search (one query)."""
+    goals = _goals_of_row(program, month)
+    counts = _on_board(program, month, filters).aggregate(
+        all=Count("pk"),
+        at_risk=Count("pk", filter=Q(Exists(goals.filter(progress__status__in=NEEDS_ATTENTION)))),
+        not_set=Count("pk", filter=Q(status=AffiliateStatus.APPROVED) & ~Q(Exists(goals))),
+    )
+    return {BoardView.ALL: counts["all"], BoardView.AT_RISK: counts["at_risk"], BoardView.NOT_SET: counts["not_set"]}
+
+
+def _cells(affiliate_id: int, columns: list[BoardColumn], goals: list[Goal]) -> list[BoardCell]:
+    by_key: dict[str, list[Goal]] = defaultdict(list)
+    for goal in goals:
+        by_key[MANUAL if goal.kind == GoalKind.MANUAL else goal.kpi].append(goal)
+    return [BoardCell(affiliate_id, column, by_key.get(column.key, [])) for column in columns]
+
+
+def _goals_by_affiliate(program: Program, month: date, affiliate_ids: list[int]) -> dict[int, list[Goal]]:
+    grouped: dict[int, list[Goal]] = defaultdict(list)
+    if affiliate_ids:
+        for goal in goal_progress_for_month(program=program, month=month, affiliate_ids=affiliate_ids):
+            grouped[goal.affiliate_id].append(goal)
+    return grouped
+
+
+def board_rows(
+    *, program: Program, month: date, affiliates: Iterable[Affiliate], columns: list[BoardColumn]
+) -> list[BoardRow]:
+    """Rows for a page of affiliates, their goals and stored progress read in one query."""
+    affiliates = list(affiliates)
+    goals = _goals_by_affiliate(program, month, [affiliate.pk for affiliate in affiliates])
+    return [BoardRow(affiliate, _cells(affiliate.pk, columns, goals[affiliate.pk])) for affiliate in affiliates]
+
+
+def changed_cells(
+    *, program: Program, month: date, affiliate_ids: list[int], columns: list[BoardColumn], since: datetime
+) -> list[BoardCell]:
+    """Cells of these affiliates whose goals' progress was written after ``since`` (two queries)."""
+    changed = set(
+        GoalProgress.objects.filter(
+            program=program, goal__month=month, goal__affiliate_id__in=affiliate_ids, updated_at__gt=since
+        ).values_list("goal__affiliate_id", "goal__kind", "goal__kpi")
+    )
+    keys = {(affiliate_id, MANUAL if kind == GoalKind.MANUAL else kpi) for affiliate_id, kind, kpi in changed}
+    goals = _goals_by_affiliate(program, month, sorted({affiliate_id for affiliate_id, _key in keys}))
+    return [
+        cell
+        for affiliate_id in sorted({affiliate_id for affiliate_id, _key in keys})
+        for cell in _cells(affiliate_id, columns, goals[affiliate_id])
+        if (affiliate_id, cell.column.key) in keys
+    ]
+
+
+def column_totals(
+    *, program: Program, month: date, affiliates: QuerySet[Affiliate], columns: list[BoardColumn]
+) -> list[ColumnTotal]:
+    """Totals per column over every listed affiliate: goals per status, and sums where sums mean something."""
+    status_counts = {f"status_{status}": Count("pk", filter=Q(progress__status=status)) for status in GoalStatus.values}
+    rows = (
+        Goal.objects.filter(program=program, month=month, affiliate__in=affiliates.values("pk"))
+        .values("kpi")
+        .annotate(
+            goals=Count("pk"),
+            **status_counts,
+            target_total=Sum("target"),
+            provisional_total=Sum("progress__value_provisional"),
+            confirmed_total=Sum("progress__value_confirmed"),
+            expected_total=Sum("progress__expected_now"),
+        )
+        .order_by()
+    )
+    by_key = {row["kpi"]: row for row in rows}
+    totals = []
+    for column in columns:
+        row = by_key.get(column.key)
+        if row is None:
+            totals.append(ColumnTotal(column))
+            continue
+        statuses = {status: row[f"status_{status}"] for status in GoalStatus.values}
+        sums = {}
+        if _summable(column):
+            sums = {
+                "target": row["target_total"],
+                "provisional": row["provisional_total"],
+                "confirmed": row["confirmed_total"],
+                "expected": row["expected_total"],
+            }
+        totals.append(ColumnTotal(column, goals=row["goals"], statuses=statuses, **sums))
+    return totals
