@@ -7,6 +7,7 @@ from django.urls import reverse
 from django_scopes import scopes_disabled
 
 from affiliates.models import Affiliate, AffiliateStatusChange, Membership, Program, User
+from tracking.models import Click, Conversion, Offer
 
 pytestmark = pytest.mark.django_db
 
@@ -51,17 +52,23 @@ def counts() -> dict:
             "affiliates": Affiliate.objects.count(),
             "changes": AffiliateStatusChange.objects.count(),
             "statuses": sorted(Affiliate.objects.values_list("status", flat=True)),
+            "offers": Offer.objects.count(),
+            "clicks": Click.objects.count(),
+            "conversions": sorted(Conversion.objects.values_list("status", flat=True)),
         }
 
 
 def test_seed_demo_creates_both_programs_and_is_idempotent(capsys):
-    call_command("seed_demo")
+    call_command("seed_demo", clicks_per_day=1)
     first = counts()
-    call_command("seed_demo")
+    call_command("seed_demo", clicks_per_day=1)
     assert counts() == first
     assert first["programs"] == 2
     assert first["affiliates"] == 60
     assert set(first["statuses"]) == {"pending", "approved", "rejected", "suspended"}
+    assert first["offers"] == 4
+    assert first["clicks"] > 1000
+    assert {"pending", "approved"} <= set(first["conversions"])
     with scopes_disabled():
         demo = Program.objects.get(slug="demo")
         acme = Program.objects.get(slug="acme")

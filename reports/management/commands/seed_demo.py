@@ -8,15 +8,30 @@ from django.db import transaction
 from django_scopes import scopes_disabled
 
 from affiliates import demo as affiliates_demo
+from affiliates.models import User
+from tracking import demo as tracking_demo
 
 
 class Command(BaseCommand):
     help = "Create demo programs, users, affiliates and their activity (idempotent)."
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--clicks-per-day",
+            type=int,
+            default=None,
+            help="Average clicks per link and day (default: 45 on PostgreSQL, 6 on SQLite).",
+        )
+
     def handle(self, *args, **options) -> None:
         # A management command works across programs on purpose.
-        with scopes_disabled(), transaction.atomic():
-            affiliates_demo.seed_programs()
+        with scopes_disabled():
+            with transaction.atomic():
+                programs = affiliates_demo.seed_programs()
+            manager = User.objects.get(email="manager@demo.test")
+            for program in programs:
+                if tracking_demo.seed_traffic(program, manager, options["clicks_per_day"]):
+                    self.stdout.write(f"{program.name}: offers, links, three months of clicks and conversions.")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready. Log in at /accounts/login/ with password “{affiliates_demo.DEMO_PASSWORD}”: "
