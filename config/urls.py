@@ -7,15 +7,16 @@ from django.urls import include, path, re_path
 from affiliates import urls as affiliate_urls
 from affiliates import views as affiliate_views
 from affiliates.forms import EmailAuthenticationForm
-from goals import urls as goal_urls
+from config.health import healthz
 from tracking import clickpath
+from tracking import urls as tracking_urls
 from tracking.postback import postback_view
 
 admin.site.site_header = "Goalpost"
 
 # Each app contributes its program pages; one namespace per area keeps names like "manage:home" stable.
-manager_urlpatterns = [*affiliate_urls.manager_urlpatterns, *goal_urls.manager_urlpatterns]
-portal_urlpatterns = [*affiliate_urls.portal_urlpatterns, *goal_urls.portal_urlpatterns]
+manager_urlpatterns = [*affiliate_urls.manager_urlpatterns, *tracking_urls.manager_urlpatterns]
+portal_urlpatterns = [*affiliate_urls.portal_urlpatterns, *tracking_urls.portal_urlpatterns]
 
 accounts_patterns = [
     path(
@@ -33,6 +34,7 @@ accounts_patterns = [
 
 urlpatterns = [
     path("", affiliate_views.home, name="home"),
+    path("healthz/", healthz, name="healthz"),
     # gunicorn answers these in config.wsgi before Django; these routes serve runserver and the test client.
     path("c/<str:code>", clickpath.click_view, name="click"),
     path("i/<str:code>", clickpath.impression_view, name="impression"),

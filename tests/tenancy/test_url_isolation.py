@@ -6,23 +6,52 @@ A new route under /p/, /portal/ or /api/v1/programs/ without an entry in ROUTES 
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
-from django.utils import timezone
 from django_scopes import scopes_disabled
 from rest_framework.authtoken.models import Token
 
 from affiliates.models import Affiliate, AffiliateStatusChange, Invitation, Membership, Program, User
-from goals.models import Goal, GoalKind, GoalProgress, MonthlyReview, Notification
-from goals.periods import month_of, previous_month
 from tests.conftest import World
+from tests.factories import (
+    CommissionPlanFactory,
+    CommissionRuleFactory,
+    ConversionFactory,
+    LinkFactory,
+    OfferFactory,
+    PostbackAttemptFactory,
+)
+from tracking.models import (
+    Cap,
+    CommissionPlan,
+    CommissionRule,
+    Conversion,
+    ConversionEvent,
+    Coupon,
+    CurrencyRate,
+    Link,
+    Offer,
+    PostbackAttempt,
+    TrackingSettings,
+)
 
 pytestmark = pytest.mark.django_db
 
-# Goal rows a program page could change.
-GOAL_MODELS = (Goal, GoalProgress, MonthlyReview, Notification)
+# Tracking rows a program page could change; the snapshot compares them before and after every intrusion.
+TRACKING_MODELS = (
+    Offer,
+    Link,
+    Coupon,
+    Cap,
+    CommissionPlan,
+    CommissionRule,
+    Conversion,
+    ConversionEvent,
+    CurrencyRate,
+    PostbackAttempt,
+    TrackingSettings,
+)
 PROGRAM_PREFIXES = ("p/<slug:program_slug>/", "portal/<slug:program_slug>/", "api/v1/programs/<slug:program_slug>/")
 
 
@@ -38,6 +67,60 @@ class Route:
     object_kwargs: tuple[str, ...] = field(default=())  # kwargs that name another program's row
 
 
+def tracking_rows(world: World) -> dict:
+    """One row of each tracking model a route can name, in ``world``'s program (created once per test)."""
+    with scopes_disabled():
+        program = world.program
+        offer = Offer.objects.filter(program=program, name="Isolation offer").first() or OfferFactory(
+            program=program, name="Isolation offer", destination_url=f"https://{program.slug}.shop.test/"
+        )
+        link = Link.objects.filter(program=program, offer=offer).first() or LinkFactory(
+            program=program, offer=offer, affiliate=world.affiliate
+        )
+        conversion = Conversion.objects.filter(program=program, order_id="ISO-1").first() or ConversionFactory(
+            program=program, order_id="ISO-1", affiliate=world.affiliate, offer=offer, link=link
+        )
+        attempt = PostbackAttempt.objects.filter(program=program).first() or PostbackAttemptFactory(program=program)
+        rule = CommissionRule.objects.filter(program=program).first() or CommissionRuleFactory(
+            plan=CommissionPlanFactory(program=program)
+        )
+        coupon = Coupon.objects.filter(program=program).first() or Coupon.objects.create(
+            program=program, code=f"{program.slug.upper()}10", affiliate=world.affiliate
+        )
+        cap = Cap.objects.filter(program=program).first() or Cap.objects.create(
+            program=program, offer=offer, metric="conversions", period="day", limit=10
+        )
+    return {
+        "offer_id": offer.pk,
+        "link_id": link.pk,
+        "conversion_id": conversion.pk,
+        "attempt_id": attempt.pk,
+        "rule_id": rule.pk,
+        "plan_id": rule.plan_id,
+        "coupon_id": coupon.pk,
+        "cap_id": cap.pk,
+    }
+
+
+@pytest.fixture(autouse=True)
+def _tracking_rows(request):
+    """Every program in a test holds tracking rows before the first snapshot, so changes to them show."""
+    for name in ("alice", "bob"):
+        if name in request.fixturenames:
+            tracking_rows(request.getfixturevalue(name))
+            a_conversion(request.getfixturevalue(name))  # the API routes' row, also before the snapshot
+
+
+def row(key: str) -> Callable[[World], dict]:
+    return lambda world: {key: tracking_rows(world)[key]}
+
+
+def with_rows(world: World) -> dict:
+    """No URL kwargs, but the rows a page needs to render with content (e.g. a plan for a new rule)."""
+    tracking_rows(world)
+    return {}
+
+
 def a_conversion(world: World) -> dict:
     """A conversion of ``world``'s program, for the routes that name one."""
     from tracking.models import Conversion
@@ -49,44 +132,6 @@ def a_conversion(world: World) -> dict:
                 program=world.program, kind="sale", order_id="ISO-API", currency="EUR", source="api"
             )
     return {"conversion_id": conversion.pk}
-
-
-def goal_rows(world: World) -> dict:
-    """A goal, a manual goal (of the signed-in affiliate), a shared review and a notification in ``world``."""
-    with scopes_disabled():
-        program = world.program
-        month = month_of(program, timezone.now())
-        goal = Goal.objects.filter(program=program, kind=GoalKind.KPI).first() or Goal.objects.create(
-            program=program, affiliate=world.affiliate, month=month, kpi="clicks", target=Decimal(100)
-        )
-        manual = Goal.objects.filter(program=program, kind=GoalKind.MANUAL).first() or Goal.objects.create(
-            program=program,
-            affiliate=world.affiliate,
-            month=month,
-            kind=GoalKind.MANUAL,
-            kpi="manual",
-            label=f"{program.slug} reviews",
-            target=Decimal(4),
-        )
-        review = MonthlyReview.objects.filter(program=program).first() or MonthlyReview.objects.create(
-            program=program, affiliate=world.affiliate, month=previous_month(month), shared_at=timezone.now()
-        )
-        if not Notification.objects.filter(program=program).exists():
-            for user in (world.owner, world.affiliate_user):
-                Notification.objects.create(program=program, user=user, message=f"{program.slug} goal met")
-    return {"goal_id": goal.pk, "manual_goal_id": manual.pk, "review_id": review.pk, "month": month}
-
-
-@pytest.fixture(autouse=True)
-def _goal_rows(request):
-    """Every program in a test holds goal rows before the first snapshot, so changes to them show."""
-    for name in ("alice", "bob"):
-        if name in request.fixturenames:
-            goal_rows(request.getfixturevalue(name))
-
-
-def goal_row(key: str, url_kwarg: str | None = None) -> Callable[[World], dict]:
-    return lambda world: {url_kwarg or key: goal_rows(world)[key]}
 
 
 ROUTES: dict[str, Route] = {
@@ -117,60 +162,98 @@ ROUTES: dict[str, Route] = {
             "accept_terms": "on",
         },
     ),
-    # goals, manager side
-    "manage:goals": Route("staff"),
-    "manage:goal_board": Route("staff", goal_row("month")),
-    "manage:goal_create": Route(
-        "managing", goal_row("month"), post={"affiliate": "1", "kpi": "clicks", "target": "10", "bonus_type": ""}
+    # tracking, manager side
+    "manage:offer_list": Route("staff", with_rows),
+    "manage:offer_create": Route(
+        "managing", post={"name": "Intruder offer", "destination_url": "https://evil.test/", "click_id_param": "cid"}
     ),
-    "manage:goal_bulk": Route(
+    "manage:offer_edit": Route(
         "managing",
-        goal_row("month"),
+        row("offer_id"),
+        post={"name": "Hijacked", "destination_url": "https://evil.test/", "click_id_param": "cid"},
+        object_kwargs=("offer_id",),
+    ),
+    "manage:link_list": Route("staff", with_rows),
+    "manage:link_create": Route("managing", with_rows, post={"affiliate": "1", "offer": "1"}),
+    "manage:link_status": Route(
+        "managing", row("link_id"), post={"status": "paused"}, object_kwargs=("link_id",), get=False
+    ),
+    "manage:coupon_list": Route("staff", with_rows),
+    "manage:coupon_create": Route("managing", post={"code": "INTRUDER", "active": "on"}),
+    "manage:coupon_edit": Route(
+        "managing", row("coupon_id"), post={"code": "HIJACKED", "active": ""}, object_kwargs=("coupon_id",)
+    ),
+    "manage:click_list": Route("staff", with_rows),
+    "manage:conversion_list": Route("staff", with_rows),
+    "manage:review_queue": Route("staff", with_rows),
+    "manage:conversion_create": Route(
+        "managing",
         post={
-            "tier": "",
-            "lines-TOTAL_FORMS": "1",
-            "lines-INITIAL_FORMS": "0",
-            "lines-0-kpi": "clicks",
-            "lines-0-target": "1",
+            "kind": "sale",
+            "order_id": "X-1",
+            "amount": "10",
+            "currency": "EUR",
+            "status": "approved",
+            "coupon": "ALICE10",
+            "reason": "intrusion",
         },
     ),
-    "manage:goal_copy": Route("managing", goal_row("month"), post={}),
-    "manage:goal_suggest": Route("managing", goal_row("month"), post={"target-1-clicks": "10"}),
-    "manage:review_list": Route("staff", lambda w: {"month": previous_month(goal_rows(w)["month"])}),
-    "manage:goal_edit": Route(
-        "managing", goal_row("goal_id"), post={"target": "1", "bonus_type": ""}, object_kwargs=("goal_id",)
+    "manage:conversion_bulk": Route(
+        "managing", with_rows, post={"ids": ["1", "2", "3"], "to_status": "rejected", "reason": "x"}, get=False
     ),
-    "manage:goal_target": Route("managing", goal_row("goal_id"), post={"target": "1"}, object_kwargs=("goal_id",)),
-    "manage:goal_delete": Route("managing", goal_row("goal_id"), post={}, object_kwargs=("goal_id",), get=False),
-    "manage:goal_manual": Route(
+    "manage:conversion_detail": Route("staff", row("conversion_id"), object_kwargs=("conversion_id",)),
+    "manage:conversion_status": Route(
         "managing",
-        goal_row("manual_goal_id", "goal_id"),
-        post={"value": "9", "note": "intrusion"},
-        object_kwargs=("goal_id",),
+        row("conversion_id"),
+        post={"to_status": "rejected", "reason": "intrusion"},
+        object_kwargs=("conversion_id",),
+        get=False,
     ),
-    "manage:goal_confirm": Route(
-        "managing", goal_row("manual_goal_id", "goal_id"), post={}, object_kwargs=("goal_id",), get=False
+    "manage:postback_setup": Route("managing"),
+    "manage:postback_test": Route(
+        "managing", post={"kind": "sale", "amount": "1", "currency": "EUR", "order_id": "intruder-1"}, get=False
     ),
-    "manage:review_detail": Route("staff", goal_row("review_id"), object_kwargs=("review_id",)),
-    "manage:review_feedback": Route(
-        "managing", goal_row("review_id"), post={"feedback": "hijacked"}, object_kwargs=("review_id",), get=False
+    "manage:postback_log": Route("staff", with_rows),
+    "manage:postback_replay": Route("managing", row("attempt_id"), post={}, object_kwargs=("attempt_id",), get=False),
+    "manage:rate_list": Route("staff"),
+    "manage:rate_create": Route("managing", post={"currency": "USD", "day": "2026-01-05", "rate": "0.9"}),
+    "manage:commission_list": Route("staff", with_rows),
+    "manage:plan_create": Route("managing", post={"name": "Intruder plan", "is_default": "on"}),
+    "manage:rule_create": Route(
+        "managing", with_rows, post={"kind": "sale", "rule_type": "flat", "amount": "99", "percent": "0"}
     ),
-    "manage:review_share": Route("managing", goal_row("review_id"), post={}, object_kwargs=("review_id",), get=False),
-    "manage:notification_list": Route("staff"),
-    "manage:notifications_read": Route("staff", post={}, get=False),
-    "manage:notification_badge": Route("staff"),
-    # goals, portal side: only the signed-in affiliate's own goals, reviews and notifications
-    "portal:goals": Route("affiliate"),
-    "portal:goal_report": Route(
-        "affiliate",
-        goal_row("manual_goal_id", "goal_id"),
-        post={"value": "9", "note": "intrusion"},
-        object_kwargs=("goal_id",),
+    "manage:rule_edit": Route(
+        "managing",
+        row("rule_id"),
+        post={"kind": "sale", "rule_type": "flat", "amount": "999", "percent": "0"},
+        object_kwargs=("rule_id",),
     ),
-    "portal:review": Route("affiliate", goal_row("review_id"), object_kwargs=("review_id",)),
-    "portal:notification_list": Route("affiliate"),
-    "portal:notifications_read": Route("affiliate", post={}, get=False),
-    "portal:notification_badge": Route("affiliate"),
+    "manage:cap_list": Route("staff", with_rows),
+    "manage:cap_create": Route("managing", with_rows, post={"metric": "conversions", "period": "day", "limit": "1"}),
+    "manage:cap_edit": Route(
+        "managing",
+        row("cap_id"),
+        post={"metric": "conversions", "period": "day", "limit": "0"},
+        object_kwargs=("cap_id",),
+    ),
+    "manage:tracking_settings": Route(
+        "managing",
+        post={
+            "attribution_model": "first_click",
+            "hold_days": "0",
+            "fraud_min_seconds_to_convert": "0",
+            "fraud_click_flood_count": "1",
+            "fraud_click_flood_minutes": "1",
+            "fraud_conversion_rate_factor": "1",
+        },
+    ),
+    # tracking, portal side: only the signed-in affiliate's own rows
+    "portal:link_list": Route("affiliate", with_rows),
+    "portal:link_create": Route("affiliate", with_rows, post={"offer": "1", "name": "intruder"}),
+    "portal:link_builder": Route("affiliate", with_rows),
+    "portal:click_list": Route("affiliate", with_rows),
+    "portal:conversion_list": Route("affiliate", with_rows),
+    "portal:conversion_detail": Route("affiliate", row("conversion_id"), object_kwargs=("conversion_id",)),
     "api_affiliate_list": Route("staff", api=True),
     "api_my_affiliate": Route("affiliate", api=True),
     # conversions API: owners and managers with a token
@@ -231,7 +314,7 @@ def snapshot(program: Program) -> dict:
             "invitations": Invitation.objects.filter(program=program).count(),
             **{
                 model.__name__: list(model.objects.filter(program=program).order_by("pk").values())
-                for model in GOAL_MODELS
+                for model in TRACKING_MODELS
             },
         }
 
