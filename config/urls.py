@@ -8,6 +8,7 @@ from affiliates import urls as affiliate_urls
 from affiliates import views as affiliate_views
 from affiliates.forms import EmailAuthenticationForm
 from config.health import healthz
+from goals import urls as goal_urls
 from tracking import clickpath
 from tracking import urls as tracking_urls
 from tracking.postback import postback_view
@@ -15,8 +16,16 @@ from tracking.postback import postback_view
 admin.site.site_header = "Goalpost"
 
 # Each app contributes its program pages; one namespace per area keeps names like "manage:home" stable.
-manager_urlpatterns = [*affiliate_urls.manager_urlpatterns, *tracking_urls.manager_urlpatterns]
-portal_urlpatterns = [*affiliate_urls.portal_urlpatterns, *tracking_urls.portal_urlpatterns]
+manager_urlpatterns = [
+    *affiliate_urls.manager_urlpatterns,
+    *tracking_urls.manager_urlpatterns,
+    *goal_urls.manager_urlpatterns,
+]
+portal_urlpatterns = [
+    *affiliate_urls.portal_urlpatterns,
+    *tracking_urls.portal_urlpatterns,
+    *goal_urls.portal_urlpatterns,
+]
 
 accounts_patterns = [
     path(

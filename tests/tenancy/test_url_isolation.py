@@ -6,13 +6,17 @@ A new route under /p/, /portal/ or /api/v1/programs/ without an entry in ROUTES 
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from django_scopes import scopes_disabled
 from rest_framework.authtoken.models import Token
 
 from affiliates.models import Affiliate, AffiliateStatusChange, Invitation, Membership, Program, User
+from goals.models import Goal, GoalKind, GoalProgress, MonthlyReview, Notification
+from goals.periods import month_of, previous_month
 from tests.conftest import World
 from tests.factories import (
     CommissionPlanFactory,
@@ -52,6 +56,8 @@ TRACKING_MODELS = (
     PostbackAttempt,
     TrackingSettings,
 )
+# Goal rows a program page could change.
+GOAL_MODELS = (Goal, GoalProgress, MonthlyReview, Notification)
 PROGRAM_PREFIXES = ("p/<slug:program_slug>/", "portal/<slug:program_slug>/", "api/v1/programs/<slug:program_slug>/")
 
 
@@ -132,6 +138,44 @@ def a_conversion(world: World) -> dict:
                 program=world.program, kind="sale", order_id="ISO-API", currency="EUR", source="api"
             )
     return {"conversion_id": conversion.pk}
+
+
+def goal_rows(world: World) -> dict:
+    """A goal, a manual goal (of the signed-in affiliate), a shared review and a notification in ``world``."""
+    with scopes_disabled():
+        program = world.program
+        month = month_of(program, timezone.now())
+        goal = Goal.objects.filter(program=program, kind=GoalKind.KPI).first() or Goal.objects.create(
+            program=program, affiliate=world.affiliate, month=month, kpi="clicks", target=Decimal(100)
+        )
+        manual = Goal.objects.filter(program=program, kind=GoalKind.MANUAL).first() or Goal.objects.create(
+            program=program,
+            affiliate=world.affiliate,
+            month=month,
+            kind=GoalKind.MANUAL,
+            kpi="manual",
+            label=f"{program.slug} reviews",
+            target=Decimal(4),
+        )
+        review = MonthlyReview.objects.filter(program=program).first() or MonthlyReview.objects.create(
+            program=program, affiliate=world.affiliate, month=previous_month(month), shared_at=timezone.now()
+        )
+        if not Notification.objects.filter(program=program).exists():
+            for user in (world.owner, world.affiliate_user):
+                Notification.objects.create(program=program, user=user, message=f"{program.slug} goal met")
+    return {"goal_id": goal.pk, "manual_goal_id": manual.pk, "review_id": review.pk, "month": month}
+
+
+@pytest.fixture(autouse=True)
+def _goal_rows(request):
+    """Every program in a test holds goal rows before the first snapshot, so changes to them show."""
+    for name in ("alice", "bob"):
+        if name in request.fixturenames:
+            goal_rows(request.getfixturevalue(name))
+
+
+def goal_row(key: str, url_kwarg: str | None = None) -> Callable[[World], dict]:
+    return lambda world: {url_kwarg or key: goal_rows(world)[key]}
 
 
 ROUTES: dict[str, Route] = {
@@ -254,6 +298,60 @@ ROUTES: dict[str, Route] = {
     "portal:click_list": Route("affiliate", with_rows),
     "portal:conversion_list": Route("affiliate", with_rows),
     "portal:conversion_detail": Route("affiliate", row("conversion_id"), object_kwargs=("conversion_id",)),
+    # goals, manager side
+    "manage:goals": Route("staff"),
+    "manage:goal_board": Route("staff", goal_row("month")),
+    "manage:goal_create": Route(
+        "managing", goal_row("month"), post={"affiliate": "1", "kpi": "clicks", "target": "10", "bonus_type": ""}
+    ),
+    "manage:goal_bulk": Route(
+        "managing",
+        goal_row("month"),
+        post={
+            "tier": "",
+            "lines-TOTAL_FORMS": "1",
+            "lines-INITIAL_FORMS": "0",
+            "lines-0-kpi": "clicks",
+            "lines-0-target": "1",
+        },
+    ),
+    "manage:goal_copy": Route("managing", goal_row("month"), post={}),
+    "manage:goal_suggest": Route("managing", goal_row("month"), post={"target-1-clicks": "10"}),
+    "manage:review_list": Route("staff", lambda w: {"month": previous_month(goal_rows(w)["month"])}),
+    "manage:goal_edit": Route(
+        "managing", goal_row("goal_id"), post={"target": "1", "bonus_type": ""}, object_kwargs=("goal_id",)
+    ),
+    "manage:goal_target": Route("managing", goal_row("goal_id"), post={"target": "1"}, object_kwargs=("goal_id",)),
+    "manage:goal_delete": Route("managing", goal_row("goal_id"), post={}, object_kwargs=("goal_id",), get=False),
+    "manage:goal_manual": Route(
+        "managing",
+        goal_row("manual_goal_id", "goal_id"),
+        post={"value": "9", "note": "intrusion"},
+        object_kwargs=("goal_id",),
+    ),
+    "manage:goal_confirm": Route(
+        "managing", goal_row("manual_goal_id", "goal_id"), post={}, object_kwargs=("goal_id",), get=False
+    ),
+    "manage:review_detail": Route("staff", goal_row("review_id"), object_kwargs=("review_id",)),
+    "manage:review_feedback": Route(
+        "managing", goal_row("review_id"), post={"feedback": "hijacked"}, object_kwargs=("review_id",), get=False
+    ),
+    "manage:review_share": Route("managing", goal_row("review_id"), post={}, object_kwargs=("review_id",), get=False),
+    "manage:notification_list": Route("staff"),
+    "manage:notifications_read": Route("staff", post={}, get=False),
+    "manage:notification_badge": Route("staff"),
+    # goals, portal side: only the signed-in affiliate's own goals, reviews and notifications
+    "portal:goals": Route("affiliate"),
+    "portal:goal_report": Route(
+        "affiliate",
+        goal_row("manual_goal_id", "goal_id"),
+        post={"value": "9", "note": "intrusion"},
+        object_kwargs=("goal_id",),
+    ),
+    "portal:review": Route("affiliate", goal_row("review_id"), object_kwargs=("review_id",)),
+    "portal:notification_list": Route("affiliate"),
+    "portal:notifications_read": Route("affiliate", post={}, get=False),
+    "portal:notification_badge": Route("affiliate"),
     "api_affiliate_list": Route("staff", api=True),
     "api_my_affiliate": Route("affiliate", api=True),
     # conversions API: owners and managers with a token
@@ -315,6 +413,10 @@ def snapshot(program: Program) -> dict:
             **{
                 model.__name__: list(model.objects.filter(program=program).order_by("pk").values())
                 for model in TRACKING_MODELS
+            },
+            **{
+                model.__name__: list(model.objects.filter(program=program).order_by("pk").values())
+                for model in GOAL_MODELS
             },
         }
 
