@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from django_scopes import scopes_disabled
 
 from affiliates.models import Affiliate, Program
-from tracking.caps import COUNTED_STATUSES, UNCAPPED_KINDS, applicable_caps
+from tracking.caps import COUNTED_STATUSES, applicable_caps
 from tracking.clicks import find_click
 from tracking.fraud import count_of, flood_clicks
 from tracking.models import (
@@ -76,23 +76,16 @@ def parse_click_id(value) -> uuid.UUID | None:
         ) from error
 
 
-def load_click(
-    *,
-    program: Program,
-    settings: TrackingSettings,
-    click_id: uuid.UUID,
-    kind: str,
-    month: tuple[datetime, datetime],
-) -> Click:
-    """The program's click with link, offer, flood count and its affiliate's month volume; refused if unknown.
+def load_click(*, program: Program, settings: TrackingSettings, click_id: uuid.UUID) -> Click:
+    """The program's click with its link, offer, affiliate and flood count; refused if unknown or another program's.
 
-    The affiliate's volume rides along in the same query (``load_affiliate`` has the same annotations), which
-    saves a postback one round trip.
+    The affiliate comes with ``has_caps`` (whether any conversion cap covers it on this offer), as
+    ``load_affiliate`` gives it, so a postback learns everything about its click in one round trip.
     """
-    click = _click_query(program, settings, click_id, kind, month).first()
+    click = _click_query(program, settings, click_id).first()
     # Not stored yet? The click path buffers clicks; find_click drains the buffer once and looks again.
     if click is None and find_click(program=program, click_id=click_id) is not None:
-        click = _click_query(program, settings, click_id, kind, month).first()
+        click = _click_query(program, settings, click_id).first()
     if click is None:
         with scopes_disabled():
             elsewhere = Click.objects.filter(click_id=click_id).values_list("program_id", flat=True).first()
@@ -102,21 +95,16 @@ def load_click(
         raise ValidationError(
             {"click_id": ValidationError(_("Unknown click_id for this program."), code="unknown_click_id")}
         )
-    for name in VOLUME_FIELDS:
-        setattr(click.affiliate, name, getattr(click, f"affiliate_{name}"))
+    click.affiliate.has_caps = click.affiliate_has_caps
     return click
 
 
-def _click_query(
-    program: Program, settings: TrackingSettings, click_id: uuid.UUID, kind: str, month: tuple[datetime, datetime]
-):
-    volume = affiliate_volume(
-        program=program, affiliate_ref=OuterRef("affiliate_id"), offer_ref=OuterRef("offer_id"), kind=kind, month=month
-    )
+def _click_query(program: Program, settings: TrackingSettings, click_id: uuid.UUID):
+    caps = applicable_caps(program=program, affiliate_id=OuterRef("affiliate_id"), offer_id=OuterRef("offer_id"))
     return (
         Click.objects.filter(program=program, click_id=click_id)
         .select_related("link", "offer", "affiliate")
-        .annotate(flood_clicks=flood_clicks(settings), **{f"affiliate_{name}": value for name, value in volume.items()})
+        .annotate(flood_clicks=flood_clicks(settings), affiliate_has_caps=Exists(caps))
     )
 
 
@@ -197,36 +185,7 @@ def outside_window(attribution: Attribution, moment: datetime) -> bool:
     return moment - click.created_at > timedelta(days=attribution.offer.cookie_window_days)
 
 
-VOLUME_FIELDS = ("month_clicks", "month_conversions", "month_kind_conversions", "has_caps")
-
-
-def affiliate_volume(
-    *, program: Program, affiliate_ref, offer_ref, kind: str, month: tuple[datetime, datetime]
-) -> dict:
-    """Annotations for the credited affiliate: this month's non-bot clicks and counted conversions (for the
-    rate signal), counted conversions of ``kind`` (for tiers), and whether any cap applies (else no lock)."""
-    start, end = month
-    counted = Conversion.objects.filter(
-        program=program,
-        affiliate_id=affiliate_ref,
-        status__in=COUNTED_STATUSES,
-        created_at__gte=start,
-        created_at__lt=end,
-    )
-    clicks = Click.objects.filter(
-        program=program, affiliate_id=affiliate_ref, is_bot=False, created_at__gte=start, created_at__lt=end
-    )
-    return {
-        "month_clicks": count_of(clicks),
-        "month_conversions": count_of(counted.exclude(kind__in=UNCAPPED_KINDS)),
-        "month_kind_conversions": count_of(counted.filter(kind=kind)),
-        "has_caps": Exists(applicable_caps(program=program, affiliate_id=affiliate_ref, offer_id=offer_ref)),
-    }
-
-
-def load_affiliate(
-    *, program: Program, affiliate_id: int, kind: str, offer_id: int | None, month: tuple[datetime, datetime]
-) -> Affiliate:
-    """The credited affiliate with its month volume (``affiliate_volume``), for coupon and customer credit."""
-    volume = affiliate_volume(program=program, affiliate_ref=OuterRef("pk"), offer_ref=offer_id, kind=kind, month=month)
-    return Affiliate.objects.filter(program=program, pk=affiliate_id).annotate(**volume).get()
+def load_affiliate(*, program: Program, affiliate_id: int, offer_id: int | None) -> Affiliate:
+    """The credited affiliate (coupon or customer credit) with ``has_caps``, as ``load_click`` gives it."""
+    caps = applicable_caps(program=program, affiliate_id=OuterRef("pk"), offer_id=offer_id)
+    return Affiliate.objects.filter(program=program, pk=affiliate_id).annotate(has_caps=Exists(caps)).get()

@@ -1,23 +1,26 @@
 """Commissions: which rule of the program's default plan pays a conversion, how much, and why.
 
 The most specific rule for the conversion's kind wins: affiliate + offer > affiliate > offer > program-wide;
-among equally specific rules the newest one. Rule types: a flat amount (CPA, CPL), a percentage of the
-revenue in the program currency, or tiers by the affiliate's volume this program-local month. Any rule may
-limit recurring sales: a customer's later sales are renewals (renewal n = n earlier counted sales of the
-same customer id), and a rule with ``recurring_renewals = N`` pays the first N renewals only (NULL pays
-every one). Each conversion stores its rule and a sentence a person understands ("why this payout").
+among equally specific rules the newest one (of the oldest plan, should two plans be marked default). Rule
+types: a flat amount (CPA, CPL), a percentage of the revenue in the program currency, or tiers by the
+affiliate's volume this program-local month. Any rule may limit recurring sales: a customer's later sales
+are renewals (renewal n = n earlier counted sales of the same customer id), and a rule with
+``recurring_renewals = N`` pays the first N renewals only (NULL pays every one). Each conversion stores its
+rule and a sentence a person understands ("why this payout").
 """
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from django.db.models import Q, Subquery
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from affiliates.models import Program
+from tracking.caps import COUNTED_STATUSES
 from tracking.currency import to_cents
-from tracking.models import CommissionPlan, CommissionRule, Conversion, ConversionKind
+from tracking.models import CommissionRule, Conversion, ConversionKind
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +52,9 @@ class Tier:
 def candidate_rules(
     *, program: Program, kind: str, affiliate_id: int | None, offer_id: int | None
 ) -> list[CommissionRule]:
-    """Rules of the program's default plan (the oldest, if several are marked default) that could pay this."""
-    default_plan = CommissionPlan.objects.filter(program=program, is_default=True).order_by("pk").values("pk")[:1]
+    """Rules of the program's default plan that could pay a conversion of this kind, affiliate and offer."""
     return list(
-        CommissionRule.objects.filter(program=program, plan_id=Subquery(default_plan), kind=kind).filter(
+        CommissionRule.objects.filter(program=program, plan__is_default=True, kind=kind).filter(
             Q(affiliate_id=affiliate_id) | Q(affiliate__isnull=True), Q(offer_id=offer_id) | Q(offer__isnull=True)
         )
     )
@@ -63,8 +65,23 @@ def specificity(rule: CommissionRule) -> int:
 
 
 def pick_rule(rules: list[CommissionRule]) -> CommissionRule | None:
-    """The most specific rule; the newest among equals."""
-    return max(rules, key=lambda rule: (specificity(rule), rule.pk), default=None)
+    """The most specific rule; among equals the older default plan's (if several are marked default), then the
+    newest rule."""
+    return max(rules, key=lambda rule: (specificity(rule), -rule.plan_id, rule.pk), default=None)
+
+
+def month_volume(*, conversion: Conversion, month: tuple[datetime, datetime]) -> int:
+    """The affiliate's counted conversions of this kind in the program-local month, this one included."""
+    start, end = month
+    earlier = Conversion.objects.filter(
+        program_id=conversion.program_id,
+        affiliate_id=conversion.affiliate_id,
+        kind=conversion.kind,
+        status__in=COUNTED_STATUSES,
+        created_at__gte=start,
+        created_at__lt=end,
+    ).count()
+    return earlier + 1
 
 
 def parse_tiers(rule: CommissionRule) -> list[Tier]:
@@ -85,11 +102,13 @@ def parse_tiers(rule: CommissionRule) -> list[Tier]:
     return sorted(tiers, key=lambda tier: tier.min_conversions)
 
 
-def calculate_commission(conversion: Conversion, *, rules: list[CommissionRule], month_volume: int) -> Payout:
+def calculate_commission(
+    conversion: Conversion, *, rules: list[CommissionRule], month: tuple[datetime, datetime]
+) -> Payout:
     """The payout of an unsaved ``conversion`` (affiliate, offer, amounts and renewal number set).
 
-    ``month_volume`` is the affiliate's counted conversions of this kind in the conversion's program-local
-    month, this one included: the 50th sale of the month is paid at a "from 50 sales" tier.
+    Tiers count the affiliate's counted conversions of this kind in the program-local ``month``, this one
+    included (the 50th sale of the month is paid at a "from 50 sales" tier); only tiered rules pay that query.
     """
     if conversion.affiliate_id is None:
         return Payout(None, ZERO, _("No commission: no affiliate is credited with this conversion."))
@@ -114,7 +133,7 @@ def calculate_commission(conversion: Conversion, *, rules: list[CommissionRule],
                 "paid": paid_renewals(rule),
             },
         )
-    amount, how = _rule_amount(rule, conversion, month_volume)
+    amount, how = _rule_amount(rule, conversion, month)
     rule_text = describe_rule(rule, conversion)
     explanation = f"{how} {rule_text[:1].upper()}{rule_text[1:]}."
     if renewal:
@@ -126,7 +145,7 @@ def calculate_commission(conversion: Conversion, *, rules: list[CommissionRule],
     return Payout(rule, amount, explanation)
 
 
-def _rule_amount(rule: CommissionRule, conversion: Conversion, month_volume: int) -> tuple[Decimal, str]:
+def _rule_amount(rule: CommissionRule, conversion: Conversion, month: tuple[datetime, datetime]) -> tuple[Decimal, str]:
     currency = conversion.program.currency
     if rule.rule_type == CommissionRule.Type.FLAT:
         amount = to_cents(rule.amount)
@@ -141,11 +160,12 @@ def _rule_amount(rule: CommissionRule, conversion: Conversion, month_volume: int
             "base": revenue_basis(conversion),
             "amount": money(amount, currency),
         }
-    tiers = [tier for tier in parse_tiers(rule) if tier.min_conversions <= month_volume]
+    volume = month_volume(conversion=conversion, month=month)
+    tiers = [tier for tier in parse_tiers(rule) if tier.min_conversions <= volume]
     kinds = KIND_PLURALS[conversion.kind]
     if not tiers:
         return ZERO, _("No commission: %(volume)s %(kinds)s this month is below the lowest tier.") % {
-            "volume": month_volume,
+            "volume": volume,
             "kinds": kinds,
         }
     tier = tiers[-1]
@@ -153,7 +173,7 @@ def _rule_amount(rule: CommissionRule, conversion: Conversion, month_volume: int
         "name": tier.name or _("from %(min)s") % {"min": tier.min_conversions},
         "min": tier.min_conversions,
         "kinds": kinds,
-        "volume": month_volume,
+        "volume": volume,
     }
     if tier.percent is not None:
         amount = to_cents(conversion.revenue * tier.percent / HUNDRED)

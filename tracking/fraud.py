@@ -12,6 +12,7 @@
 
 import logging
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.core.cache import cache
 from django.db.models import F, Func, IntegerField, OuterRef, Subquery
@@ -34,8 +35,13 @@ FLAGS = (FAST_CONVERSION, CLICK_FLOOD, SELF_REFERRAL, CONVERSION_RATE_OUTLIER, B
 
 # KPI.md's minimum volume for ratio goals: below it a conversion rate says nothing.
 CONVERSION_RATE_MIN_CLICKS = 100
-# The program-wide rate moves slowly; computing it for every conversion would cost two month-long counts.
-PROGRAM_RATE_CACHE_SECONDS = 300
+# Month volumes move slowly relative to this; counting them on every conversion would cost month-long scans.
+VOLUME_CACHE_SECONDS = 300
+
+
+class Volume(NamedTuple):
+    clicks: int
+    conversions: int
 
 
 def count_of(queryset) -> Subquery:
@@ -57,34 +63,52 @@ def flood_clicks(settings: TrackingSettings) -> Subquery:
     )
 
 
-def program_month_volume(*, program: Program, start: datetime, end: datetime) -> tuple[int, int]:
-    """The program's (non-bot clicks, counted attributed conversions) in ``[start, end)``, cached briefly."""
+def volume_key(program: Program, month: tuple[datetime, datetime], affiliate_id: int | None) -> str:
     # The creation time tells apart two programs that got the same id (test databases, SQLite after rollback).
-    key = f"tracking:program-volume:{program.pk}:{program.created_at.timestamp()}:{start.isoformat()}"
-    cached = cache.get(key)
-    if cached is not None:
-        return tuple(cached)
-    row = (
-        Program.objects.filter(pk=program.pk)
-        .annotate(
-            month_clicks=count_of(
-                Click.objects.filter(program=program, is_bot=False, created_at__gte=start, created_at__lt=end)
-            ),
-            month_conversions=count_of(
-                Conversion.objects.filter(
-                    program=program,
-                    affiliate__isnull=False,
-                    status__in=COUNTED_STATUSES,
-                    created_at__gte=start,
-                    created_at__lt=end,
-                ).exclude(kind__in=UNCAPPED_KINDS)
-            ),
-        )
+    stamp = program.created_at.timestamp()
+    return f"tracking:volume:{program.pk}:{stamp}:{affiliate_id or '-'}:{month[0].isoformat()}"
+
+
+def month_volumes(
+    *, program: Program, month: tuple[datetime, datetime], affiliate_ids: list[int | None]
+) -> dict[int | None, Volume]:
+    """Non-bot clicks and counted attributed conversions in ``month`` of each affiliate (None: the program).
+
+    Cached for VOLUME_CACHE_SECONDS and read in one cache round trip: the rate signal is a heuristic over a
+    whole month, and counting a busy affiliate's month of clicks on every conversion would cost more than the
+    rest of a postback together.
+    """
+    keys = {affiliate_id: volume_key(program, month, affiliate_id) for affiliate_id in affiliate_ids}
+    cached = cache.get_many(list(keys.values()))
+    volumes = {}
+    for affiliate_id, key in keys.items():
+        if key in cached:
+            volumes[affiliate_id] = Volume(*cached[key])
+        else:
+            volumes[affiliate_id] = _count_volume(program, month, affiliate_id)
+            cache.set(key, list(volumes[affiliate_id]), VOLUME_CACHE_SECONDS)
+    return volumes
+
+
+def month_volume(*, program: Program, month: tuple[datetime, datetime], affiliate_id: int | None = None) -> Volume:
+    """``month_volumes`` of one affiliate, or of the program."""
+    return month_volumes(program=program, month=month, affiliate_ids=[affiliate_id])[affiliate_id]
+
+
+def _count_volume(program: Program, month: tuple[datetime, datetime], affiliate_id: int | None) -> Volume:
+    start, end = month
+    clicks = Click.objects.filter(program=program, is_bot=False, created_at__gte=start, created_at__lt=end)
+    conversions = Conversion.objects.filter(
+        program=program, affiliate__isnull=False, status__in=COUNTED_STATUSES, created_at__gte=start, created_at__lt=end
+    ).exclude(kind__in=UNCAPPED_KINDS)
+    if affiliate_id is not None:
+        clicks, conversions = clicks.filter(affiliate_id=affiliate_id), conversions.filter(affiliate_id=affiliate_id)
+    return Volume(
+        *Program.objects.filter(pk=program.pk)
+        .annotate(month_clicks=count_of(clicks), month_conversions=count_of(conversions))
         .values_list("month_clicks", "month_conversions")
         .get()
     )
-    cache.set(key, list(row), PROGRAM_RATE_CACHE_SECONDS)
-    return row
 
 
 def fraud_flags(
@@ -97,7 +121,8 @@ def fraud_flags(
     conversion_ip_hash: str,
     month: tuple[datetime, datetime],
 ) -> list[str]:
-    """The fraud flags of a conversion at ``moment``; ``affiliate`` carries this month's volume annotations."""
+    """The fraud flags of a conversion at ``moment`` credited to ``affiliate`` through ``click`` (either may be
+    None)."""
     flags = []
     if click is not None:
         if (moment - click.created_at).total_seconds() < settings.fraud_min_seconds_to_convert:
@@ -121,14 +146,13 @@ def is_conversion_rate_outlier(
     *, program: Program, settings: TrackingSettings, affiliate: Affiliate, month: tuple[datetime, datetime]
 ) -> bool:
     """Whether the affiliate's rate this month, this conversion included, is far above the program's."""
-    clicks = affiliate.month_clicks
-    if clicks < CONVERSION_RATE_MIN_CLICKS:
+    volumes = month_volumes(program=program, month=month, affiliate_ids=[affiliate.pk, None])
+    mine, everyone = volumes[affiliate.pk], volumes[None]
+    if mine.clicks < CONVERSION_RATE_MIN_CLICKS or not everyone.clicks:
         return False
-    program_clicks, program_conversions = program_month_volume(program=program, start=month[0], end=month[1])
-    if not program_clicks:
-        return False
-    affiliate_rate = (affiliate.month_conversions + 1) / clicks
-    program_rate = max(program_conversions, 1) / program_clicks
+    # Both rates count this conversion, so a program's first sales are not all outliers of a rate of zero.
+    affiliate_rate = (mine.conversions + 1) / mine.clicks
+    program_rate = (everyone.conversions + 1) / everyone.clicks
     return affiliate_rate > float(settings.fraud_conversion_rate_factor) * program_rate
 
 

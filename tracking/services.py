@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -226,6 +227,43 @@ def record_conversion(
     ``ip_hash`` is the customer's hashed IP (``tracking.hashing.ip_hash``); ``actor`` and ``reason`` go into the
     audit entry, and manual entries need a reason. Bad input raises a ValidationError naming the field.
     """
+    return _record_conversion(
+        program=program,
+        source=source,
+        kind=kind,
+        order_id=order_id,
+        amount=amount,
+        currency=currency,
+        click_id=click_id,
+        coupon=coupon,
+        customer_id=customer_id,
+        status=status,
+        occurred_at=occurred_at,
+        ip_hash=ip_hash,
+        actor=actor,
+        reason=reason,
+    )
+
+
+def _record_conversion(
+    *,
+    program: Program,
+    source: str,
+    kind: str,
+    order_id,
+    amount,
+    currency,
+    click_id,
+    coupon,
+    customer_id,
+    status,
+    occurred_at,
+    ip_hash: str,
+    actor: User | None,
+    reason: str,
+    on_created: Callable[[Conversion], None] | None = None,
+) -> tuple[Conversion, bool]:
+    """record_conversion, plus ``on_created``: a write to run in the conversion's transaction when it is new."""
     with scope(program=program):
         data = clean_conversion_input(
             program=program,
@@ -244,7 +282,14 @@ def record_conversion(
         if source == Conversion.Source.MANUAL and not reason.strip():
             raise field_error("reason", _("Say why this conversion is entered by hand."), "required")
         return _record(
-            program, settings_of(program), data, source=source, ip_hash=ip_hash, actor=actor, reason=reason.strip()
+            program,
+            settings_of(program),
+            data,
+            source=source,
+            ip_hash=ip_hash,
+            actor=actor,
+            reason=reason.strip(),
+            on_created=on_created,
         )
 
 
@@ -257,14 +302,13 @@ def _record(
     ip_hash: str,
     actor: User | None,
     reason: str,
+    on_created: Callable[[Conversion], None] | None,
 ) -> tuple[Conversion, bool]:
     moment = data.moment
     month = caps.local_period(program, moment, "month")
     click = None
     if data.click_id:
-        click = attribution.load_click(
-            program=program, settings=settings, click_id=data.click_id, kind=data.kind, month=month
-        )
+        click = attribution.load_click(program=program, settings=settings, click_id=data.click_id)
     customer = attribution.load_customer(program=program, customer_id=data.customer_id, before=moment)
     credit = attribution.attribute(
         program=program, settings=settings, click=click, coupon=data.coupon, customer=customer, moment=moment
@@ -272,14 +316,10 @@ def _record(
     money = currency.convert(program=program, amount=data.amount, currency=data.currency, moment=moment)
     affiliate = None
     if click is not None and credit.affiliate_id == click.affiliate_id:
-        affiliate = click.affiliate  # loaded with its month volume by load_click
+        affiliate = click.affiliate  # loaded with has_caps by load_click
     elif credit.affiliate_id is not None:
         affiliate = attribution.load_affiliate(
-            program=program,
-            affiliate_id=credit.affiliate_id,
-            kind=data.kind,
-            offer_id=credit.offer.pk if credit.offer else None,
-            month=month,
+            program=program, affiliate_id=credit.affiliate_id, offer_id=credit.offer.pk if credit.offer else None
         )
     conversion = Conversion(
         program=program,
@@ -306,9 +346,7 @@ def _record(
         rules = commissions.candidate_rules(
             program=program, kind=data.kind, affiliate_id=affiliate.pk, offer_id=conversion.offer_id
         )
-    payout = commissions.calculate_commission(
-        conversion, rules=rules, month_volume=affiliate.month_kind_conversions + 1 if affiliate else 0
-    )
+    payout = commissions.calculate_commission(conversion, rules=rules, month=month)
     conversion.commission, conversion.commission_rule = payout.amount, payout.rule
     conversion.commission_explanation = payout.explanation
     if data.kind != ConversionKind.CANCELLATION:
@@ -347,6 +385,8 @@ def _record(
             )
             if data.customer_id and conversion.status in COUNTED:
                 _link_customer(program, conversion, customer)
+            if on_created is not None:
+                on_created(conversion)  # e.g. the postback log entry: one commit for the whole write
     except IntegrityError:
         # Another request recorded this order first (the unique constraint decided): that row is the answer.
         existing = None
@@ -727,7 +767,9 @@ def _handle_postback(
         try:
             if replay_of is None:
                 _check_postback_access(program, settings, params, method, ip, headers)
-            http_status, body, conversion = _apply_postback(program, params, replay_of=replay_of, actor=actor)
+            http_status, body, conversion = _apply_postback(
+                program, params, attempt=attempt, replay_of=replay_of, actor=actor
+            )
         except PostbackRefused as refusal:
             http_status, body = refusal.http_status, _error_body(refusal.code, refusal.message, refusal.field)
             attempt.result, attempt.reason, attempt.message = (
@@ -742,8 +784,9 @@ def _handle_postback(
             attempt.message = f"{field}: {message}" if field else message
         else:
             attempt.result, attempt.reason, attempt.conversion = body["status"], body["reason"][:64], conversion
-        attempt.http_status = http_status
-        attempt.save(force_insert=True)
+        if attempt.pk is None:  # a new conversion saved it in its own transaction already
+            attempt.http_status = http_status
+            attempt.save(force_insert=True)
         return http_status, body, attempt
 
 
@@ -768,7 +811,12 @@ def _error_body(code: str, message: str, field: str | None) -> dict:
 
 
 def _apply_postback(
-    program: Program, params: dict, *, replay_of: PostbackAttempt | None, actor: User | None
+    program: Program,
+    params: dict,
+    *,
+    attempt: PostbackAttempt,
+    replay_of: PostbackAttempt | None,
+    actor: User | None,
 ) -> tuple[int, dict, Conversion]:
     kind = clean_kind(params.get("kind"))
     order_id = clean_order_id(params.get("order_id"), kind=kind)
@@ -787,7 +835,17 @@ def _apply_postback(
             _("No %(kind)s with this order_id to mark %(status)s.") % {"kind": kind, "status": status},
             "unknown_order",
         )
-    conversion, created = record_conversion(
+
+    def log_attempt(conversion: Conversion) -> None:
+        attempt.result, attempt.reason, attempt.conversion = (
+            PostbackAttempt.Result.CREATED,
+            conversion.status_reason,
+            conversion,
+        )
+        attempt.http_status = 200
+        attempt.save(force_insert=True)
+
+    conversion, created = _record_conversion(
         program=program,
         source=Conversion.Source.POSTBACK,
         kind=kind,
@@ -798,9 +856,11 @@ def _apply_postback(
         coupon=params.get("coupon") or "",
         customer_id=params.get("customer_id") or "",
         status=status,
+        occurred_at=None,
         ip_hash=_customer_ip_hash(program, params, replay=replay_of is not None),
         actor=actor,
         reason=reason,
+        on_created=log_attempt,
     )
     result = PostbackAttempt.Result.CREATED if created else PostbackAttempt.Result.DUPLICATE
     return 200, _success_body(result, conversion, conversion.status_reason if created else ""), conversion

@@ -7,10 +7,10 @@ import pytest
 import time_machine
 from django.urls import reverse
 from django.utils import timezone
-from django_scopes import scopes_disabled
+from django_scopes import scope, scopes_disabled
 
 from tests.factories import PASSWORD, AffiliateFactory
-from tracking import services
+from tracking import fraud, services
 from tracking.hashing import ip_hash
 from tracking.models import Cap, Click, Conversion, ConversionEvent, Coupon
 
@@ -104,17 +104,33 @@ def bulk_clicks(sales, count: int, *, link, when: datetime) -> None:
 
 
 @time_machine.travel(MID_MONTH, tick=False)
-def test_conversion_rate_far_above_the_programs_is_flagged(sales):
+def test_conversion_rate_far_above_the_programs_is_flagged(sales, monkeypatch):
+    monkeypatch.setattr(fraud, "VOLUME_CACHE_SECONDS", 0)  # exact counts for the test; production caches them
+    sales.settings(fraud_conversion_rate_factor=Decimal("3"))
     other_link = sales.link()
     earlier = MID_MONTH - timedelta(days=2)
     bulk_clicks(sales, 99, link=sales.tracked.link, when=earlier)
     bulk_clicks(sales, 900, link=other_link, when=earlier)
     bulk_clicks(sales, 500, link=other_link, when=MID_MONTH - timedelta(days=20))  # last month: not counted
-    for number in range(8):
-        record(sales, f"E-{number}", click=sales.click(ago=timedelta(days=1)))
-    # 100 clicks and now 9 conversions (9 %) against the program's 9 / 1,000 (0.9 %): more than 5 times.
-    ninth = record(sales, "A-1", click=sales.click(ago=timedelta(hours=1)))
-    assert review(ninth) == ("pending", True, ["conversion_rate_outlier"], "fraud_review")
+    others = sales.click(link=other_link, ago=timedelta(days=1))
+    for number in range(9):
+        assert record(sales, f"O-{number}", click=others).fraud_flags == []  # 9 of 901 clicks: 1 %
+    click = sales.click(ago=timedelta(days=1))  # the affiliate's 100th click this month
+    # n conversions on 100 clicks against the program's (9 + n) on 1,001: over 3 times from the 4th on.
+    flags = [record(sales, f"A-{number}", click=click).fraud_flags for number in range(4)]
+    assert flags == [[], [], [], ["conversion_rate_outlier"]]
+    with scopes_disabled():
+        assert Conversion.objects.get(order_id="A-3").in_review is True
+
+
+def test_month_volumes_are_cached_for_a_while(sales):
+    month = (MID_MONTH - timedelta(days=11), MID_MONTH + timedelta(days=19))
+    with time_machine.travel(MID_MONTH, tick=False), scope(program=sales.program):
+        bulk_clicks(sales, 3, link=sales.tracked.link, when=MID_MONTH - timedelta(days=1))
+        first = fraud.month_volume(program=sales.program, month=month, affiliate_id=sales.affiliate.pk)
+        bulk_clicks(sales, 3, link=sales.tracked.link, when=MID_MONTH - timedelta(days=1))
+        assert fraud.month_volume(program=sales.program, month=month, affiliate_id=sales.affiliate.pk) == first
+    assert first == fraud.Volume(clicks=3, conversions=0)
 
 
 @time_machine.travel(MID_MONTH, tick=False)

@@ -410,8 +410,9 @@ def test_new_conversion_by_postback_costs_a_fixed_number_of_queries(client, sale
     sales.rule(rule_type="revenue_share", percent=Decimal("10"))
     sales.settings()
     click = sales.click()
-    # Program + settings; click + link + offer + affiliate with its month volume; rules; conversion; event;
-    # attempt; plus the savepoint pair the test's transaction adds around the insert.
+    get(client, sales, order_id="A-0", amount="10", click_id=str(click.click_id))  # caches the month volume
+    # Program + settings; click + link + offer + affiliate (+ flood count, cap flag); rules; then conversion,
+    # event and attempt in one transaction (a savepoint pair here, inside the test's transaction).
     with django_assert_num_queries(8):
         response = get(client, sales, order_id="A-1", amount="10", click_id=str(click.click_id))
     assert response.json()["status"] == "created"

@@ -1,0 +1,250 @@
+"""Postback ingest under gunicorn against the bare Django view of bench/click.py, and SQL per new conversion.
+
+    python bench/postback.py         (BENCH_SECONDS=10, BENCH_DATABASE_URL, BENCH_REDIS_URL to change defaults)
+
+One gunicorn configuration (production settings, gthread, one worker per CPU, bench/django_bench's URLconf:
+the product routes plus /bare/<code>) serves two runs in turn: the bare view that only answers 302, then
+GET /postback/<slug> with a new order id on every request (a click-attributed sale with a revenue-share rule:
+the common case), 32 connections each, driven by wrk (a Python load generator if wrk is not installed).
+Every postback must answer 200 "created", and the conversions stored must equal the postbacks served.
+Then, in this process, handle_postback is called directly under CaptureQueriesContext to count the SQL
+statements of one new conversion. Targets (issue 4): >= 0.3x the bare view, <= 3 queries per conversion.
+"""
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlencode
+
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from bench.click import THREADS, WORKERS, gunicorn  # noqa: E402  (after the path fix above)
+from bench.django_bench.common import bench_link, machine, set_up_django  # noqa: E402
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+CONNECTIONS = 32
+CLICKS = 500  # postbacks spread over this many clicks (one hour old: no fast-conversion flag)
+QUERY_SAMPLE = 50
+WARM_UP_REQUESTS = 100
+
+
+def prepare(link) -> tuple[str, list[str]]:
+    """Empty the conversion tables, give the program a revenue-share rule and CLICKS stored clicks."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.db import connection
+    from django.utils import timezone
+    from django_scopes import scopes_disabled
+
+    from tracking.links import tracking_settings
+    from tracking.models import Click, CommissionPlan, CommissionRule
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE tracking_conversionevent, tracking_postbackattempt, tracking_conversion, "
+            "tracking_customerlink, tracking_click CASCADE"
+        )
+    program = link.program
+    with scopes_disabled():
+        tracking_settings(program)
+        plan, _ = CommissionPlan.objects.get_or_create(program=program, name="Bench", defaults={"is_default": True})
+        if not CommissionRule.objects.filter(plan=plan).exists():
+            CommissionRule.objects.create(
+                program=program, plan=plan, kind="sale", rule_type="revenue_share", percent=Decimal("10")
+            )
+        moment = timezone.now() - timedelta(hours=1)
+        clicks = Click.objects.bulk_create(
+            Click(
+                program=program,
+                link=link,
+                affiliate_id=link.affiliate_id,
+                offer_id=link.offer_id,
+                created_at=moment,
+                ip_hash=f"bench-visitor-{number}",
+            )
+            for number in range(CLICKS)
+        )
+    return program.postback_token, [str(click.click_id) for click in clicks]
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+WRK_SCRIPT = """
+local clicks = {%(clicks)s}
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  counter = 0
+end
+function request()
+  counter = counter + 1
+  local click = clicks[(counter %% #clicks) + 1]
+  return wrk.format("GET", "%(prefix)s&click_id=" .. click .. "&order_id=%(run)s-" .. tid .. "-" .. counter)
+end
+"""
+
+
+def load_with_wrk(port: int, path: str, clicks: list[str] | None) -> dict:
+    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS:.0f}s", f"http://127.0.0.1:{port}{path}"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        if clicks is not None:
+            quoted = ",".join(f'"{click}"' for click in clicks)
+            script.write(WRK_SCRIPT % {"clicks": quoted, "prefix": path, "run": uuid.uuid4().hex[:8]})
+            command[1:1] = ["-s", script.name]
+    try:
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script.name)
+    errors = re.search(r"(Socket errors: .*|Non-2xx or 3xx responses: \d+)", output)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "errors": errors.group(1) if errors else "",
+    }
+
+
+def load_with_python(port: int, path: str, clicks: list[str] | None) -> dict:
+    """Fallback without wrk: 32 threads with keep-alive connections; the GIL makes it the bottleneck sooner."""
+    done, errors = [], []
+    deadline = time.monotonic() + SECONDS
+    run = uuid.uuid4().hex[:8]
+
+    def worker(number: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        count = 0
+        while time.monotonic() < deadline:
+            target = path
+            if clicks is not None:
+                target += f"&click_id={clicks[count % len(clicks)]}&order_id={run}-{number}-{count}"
+            try:
+                conn.request("GET", target)
+                response = conn.getresponse()
+                response.read()
+            except (OSError, http.client.HTTPException) as error:
+                errors.append(error)
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                continue
+            count += 1
+            if response.status >= 400:
+                errors.append(response.status)
+        done.append(count)
+
+    threads = [threading.Thread(target=worker, args=(number,)) for number in range(CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"rps": sum(done) / SECONDS, "errors": f"{len(errors)} errors" if errors else ""}
+
+
+def stored_counts() -> tuple[int, int, int]:
+    """(conversions, attempts answered 'created', attempts in all), read in one statement once the server has
+    finished what was in flight when the load stopped."""
+    from django.db import connection
+
+    def read() -> tuple[int, int, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT (SELECT count(*) FROM tracking_conversion),"
+                " (SELECT count(*) FROM tracking_postbackattempt WHERE result = 'created'),"
+                " (SELECT count(*) FROM tracking_postbackattempt)"
+            )
+            return cursor.fetchone()
+
+    counts = read()
+    while True:
+        time.sleep(1)
+        again = read()
+        if again == counts:
+            return counts
+        counts = again
+
+
+def queries_per_conversion(program, clicks: list[str]) -> tuple[float, list[str]]:
+    """SQL statements per new conversion: the view's program + settings SELECT, then a direct handle_postback
+    call under CaptureQueriesContext (BEGIN and COMMIT show up there too; they are listed, not counted)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from affiliates.models import Program
+    from tracking.services import handle_postback
+
+    def one(number: int) -> list[dict]:
+        with CaptureQueriesContext(connection) as queries:
+            fresh = Program.objects.select_related("tracking_settings").get(pk=program.pk)  # what the view does
+            params = {
+                "token": fresh.postback_token,
+                "click_id": clicks[number % len(clicks)],
+                "order_id": f"queries-{uuid.uuid4().hex}",
+                "amount": "49.90",
+            }
+            status, body = handle_postback(program=fresh, params=params, method="GET", ip="198.51.100.9", headers={})
+        assert (status, body["status"]) == (200, "created"), body
+        return queries.captured_queries
+
+    one(0)  # warm: the month volumes the rate signal caches
+    total = 0
+    for number in range(QUERY_SAMPLE):
+        captured = one(number)
+        total += sum(1 for query in captured if query["sql"] not in ("BEGIN", "COMMIT"))
+    return total / QUERY_SAMPLE, [" ".join(query["sql"].split())[:100] for query in captured]
+
+
+def main() -> None:
+    env = set_up_django()
+    link = bench_link()
+    token, clicks = prepare(link)
+    program = link.program
+    load = load_with_wrk if shutil.which("wrk") else load_with_python
+    print(f"machine: {machine()}")
+    print(f"gunicorn: {WORKERS} workers x {THREADS} threads (gthread); load: {load.__name__[10:]}, {CONNECTIONS} conns")
+    postback_prefix = f"/postback/{program.slug}?" + urlencode({"token": token, "amount": "49.90"})
+    results = {}
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        port = stack.enter_context(gunicorn(env, folder / "access.log"))
+        for _ in range(WARM_UP_REQUESTS):
+            assert get(port, f"/bare/{link.code}")[0] == 302
+            status, body = get(port, f"{postback_prefix}&click_id={clicks[0]}&order_id=warm-{uuid.uuid4().hex}")
+            assert (status, json.loads(body)["status"]) == (200, "created"), body
+        results["bare Django 302 view"] = load(port, f"/bare/{link.code}", None)
+        before = stored_counts()
+        results["postback, new order each"] = load(port, postback_prefix, clicks)
+        after = stored_counts()
+    bare = results["bare Django 302 view"]["rps"]
+    print(f"{'':28} {'req/s':>8} {'ratio':>6}")
+    for name, result in results.items():
+        errors = f"  ({result['errors']})" if result["errors"] else ""
+        print(f"{name:28} {result['rps']:8.0f} {result['rps'] / bare:5.2f}x{errors}")
+    conversions, created, attempts = (a - b for a, b in zip(after, before, strict=True))
+    print(f"postbacks answered: {attempts}, 'created': {created}, conversions stored: {conversions}")
+    per_conversion, statements = queries_per_conversion(program, clicks)
+    print(f"SQL queries per new conversion (one request, BEGIN/COMMIT not counted): {per_conversion:.2f}")
+    for statement in statements:
+        print(f"  {statement}")
+
+
+if __name__ == "__main__":
+    main()
