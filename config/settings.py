@@ -10,8 +10,11 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -111,7 +114,14 @@ FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour now: affiliates type ba
 
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # A dead Redis must cost a page milliseconds, not redis-py's default seconds of retries.
+            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.5, "retry": Retry(NoBackoff(), 0)},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -170,6 +180,25 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE: dict = {}
+
+# Rollups (goals/rollups.py, docs/rollups.md): dirty (program, affiliate, day) keys are recorded in PostgreSQL
+# with each event; beat only triggers their processing, so a lost message delays a recompute, never loses it.
+ROLLUP_BATCH_KEYS = int(env("ROLLUP_BATCH_KEYS", "5000"))  # keys claimed per program per transaction
+ROLLUP_RUN_SECONDS = float(env("ROLLUP_RUN_SECONDS", "5"))  # how long one process_rollups_task keeps going
+ROLLUP_SWEEP_SECONDS = float(env("ROLLUP_SWEEP_SECONDS", "50"))
+ROLLUP_BACKLOG_WARN_SECONDS = float(env("ROLLUP_BACKLOG_WARN_SECONDS", "60"))
+ROLLUP_RECONCILE_DAYS = int(env("ROLLUP_RECONCILE_DAYS", "3"))  # local days, today included
+ROLLUP_REBUILD_CHUNK_DAYS = int(env("ROLLUP_REBUILD_CHUNK_DAYS", "1"))  # local days per rebuild transaction
+CELERY_BEAT_SCHEDULE["process-rollups"] = {
+    "task": "goals.tasks.process_rollups_task",
+    "schedule": 1.0,
+    "options": {"expires": 5},  # runs that piled up while workers were down are dropped; the keys are not
+}
+CELERY_BEAT_SCHEDULE["sweep-rollups"] = {"task": "goals.tasks.sweep_rollups_task", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["reconcile-stats"] = {
+    "task": "goals.tasks.reconcile_stats_task",
+    "schedule": crontab(hour=3, minute=15),  # UTC; each program reconciles its last local days
+}
 
 # Goals (goals/progress.py, goals/closing.py): progress follows time even without events; each program closes
 # its previous month after its grace period, in its own time zone; reversals after a close are clawed back.

@@ -7,7 +7,7 @@ The close is a sequence of idempotent steps, each safe to repeat and each commit
 2. freeze  every goal's progress is recomputed from DailyStats at the month's end and stored ``final``.
 3. award   bonuses are decided on the frozen confirmed values and inserted in batches; BonusEntry is unique
            per goal, so a batch that runs again inserts nothing (``ON CONFLICT DO NOTHING``).
-4. book    DailyStats.bonuses of the award day is set from the ledger (an absolute value, so repeatable).
+4. book    the award day's DailyStats cells are recomputed through the rollups (absolute, so repeatable).
 5. review  one MonthlyReview per affiliate is upserted, keeping a manager's feedback and sharing.
 6. done    the close is marked ``done`` by a conditional update.
 
@@ -141,14 +141,25 @@ def _confirmed_commission(program: Program, month: date, affiliate_ids: Iterable
 
 
 def book_ledger_days(*, program: Program, keys: Iterable[tuple[int, date]]) -> None:
-    """Set DailyStats.bonuses of (affiliate id, local day) keys from the bonus and clawback ledger.
+    """Bring DailyStats of (affiliate id, local day) keys up to date with the bonus and clawback ledger.
 
-    An absolute value recomputed from the ledger, so running it twice or beside a rollup recompute (which
-    reads the same ledger through goals.selectors.bonus_totals_by_day) cannot count an entry twice.
+    The rollups compute DailyStats.bonuses from the ledger (bonuses on their award day, clawbacks on their
+    booking day), so the keys are recomputed through them, in the caller's transaction: the program's rollup
+    lock orders this against the rollup loop, and an absolute recompute cannot count an entry twice.
+    Without the rollups (an older deployment) only the bonuses column is set, from the same ledger.
     """
     keys = sorted(set(keys))
     if not keys:
         return
+    try:
+        from goals.rollups import recompute_days
+    except ImportError:
+        _write_bonus_column(program=program, keys=keys)
+        return
+    recompute_days(program=program, keys=keys)
+
+
+def _write_bonus_column(*, program: Program, keys: list[tuple[int, date]]) -> None:
     first, end = min(day for _id, day in keys), max(day for _id, day in keys) + timedelta(days=1)
     totals = bonus_totals_by_day(
         program=program, first=first, end=end, affiliate_ids=sorted({affiliate_id for affiliate_id, _day in keys})
@@ -163,16 +174,6 @@ def book_ledger_days(*, program: Program, keys: Iterable[tuple[int, date]]) -> N
         unique_fields=["program", "affiliate", "day"],
         update_fields=["bonuses", "updated_at"],
     )
-    _mark_rollup_days_dirty(program=program, keys=keys)
-
-
-def _mark_rollup_days_dirty(*, program: Program, keys: list[tuple[int, date]]) -> None:
-    """Tell the rollups these days changed, when they offer a way to be told (goals.rollups.mark_days_dirty)."""
-    try:
-        from goals.rollups import mark_days_dirty  # optional until the rollups offer it
-    except ImportError:
-        return
-    mark_days_dirty(program=program, keys=keys)
 
 
 # --- Close ----------------------------------------------------------------------------------------------------

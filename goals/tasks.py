@@ -3,12 +3,68 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from affiliates.models import Program
 from affiliates.tasks import ProgramTask
 
 logger = logging.getLogger(__name__)
+
+# --- Rollups (goals/rollups.py, docs/rollups.md) ---------------------------------------------------------------
+# The record of what to recompute lives in PostgreSQL (tracking.StatsDirtyKey); these tasks only trigger the
+# work, so a lost message, a killed worker or a Redis restart delays a recompute and never loses it.
+
+
+@shared_task(ignore_result=True)
+def process_rollups_task() -> int:
+    """Recompute the DailyStats cells marked dirty since the last run; beat sends it every second."""
+    from goals.rollups import drain_dirty_keys
+
+    return drain_dirty_keys(seconds=settings.ROLLUP_RUN_SECONDS)
+
+
+@shared_task(ignore_result=True)
+def sweep_rollups_task() -> int:
+    """The safety net behind process_rollups_task: works off any backlog and says so when it finds one."""
+    from goals.rollups import dirty_backlog, drain_dirty_keys
+
+    count, oldest = dirty_backlog()
+    if count and oldest is not None:
+        age = (timezone.now() - oldest).total_seconds()
+        if age > settings.ROLLUP_BACKLOG_WARN_SECONDS:
+            logger.warning("Rollup backlog: %d dirty keys, the oldest marked %.0f s ago.", count, age)
+    return drain_dirty_keys(seconds=settings.ROLLUP_SWEEP_SECONDS)
+
+
+@shared_task(ignore_result=True)
+def reconcile_stats_task() -> int:
+    """Nightly: enqueue a reconciliation of the last ROLLUP_RECONCILE_DAYS days for every program."""
+    with scopes_disabled():
+        program_ids = list(Program.objects.order_by("pk").values_list("pk", flat=True))
+    for program_id in program_ids:
+        reconcile_program_stats_task.delay(program_id=program_id)
+    return len(program_ids)
+
+
+@shared_task(base=ProgramTask, ignore_result=True)
+def reconcile_program_stats_task(*, program: Program, days: int | None = None) -> int:
+    """Recompute one program's recent days from raw events, record the drift found (in a JobRun) and fix it."""
+    from goals.rollups import reconcile_stats
+
+    job = reconcile_stats(program=program, days=days)
+    return job.pk
+
+
+@shared_task(base=ProgramTask, ignore_result=True)
+def rebuild_stats_task(*, program: Program, first_month: str, last_month: str) -> int:
+    """Rebuild a program's DailyStats for a month range (YYYY-MM) in the background; progress in a JobRun."""
+    from goals.periods import month_from_text
+    from goals.rollups import rebuild_stats
+
+    first, last = month_from_text(first_month), month_from_text(last_month)
+    return rebuild_stats(program=program, first_month=first, last_month=last).pk
 
 
 # --- (other goals tasks below) ------------------------------------------------------------------------------------

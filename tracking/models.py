@@ -514,3 +514,29 @@ class PostbackAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.result} {self.reason}"
+
+
+class StatsDirtyKey(models.Model):
+    """A (program, affiliate, program-local day) whose DailyStats must be recomputed.
+
+    Written by tracking.dirty in the same transaction as the event that changes the cell, deleted by the
+    rollup loop in the transaction that recomputes it (goals.rollups, docs/rollups.md): a lost Celery message
+    or a killed worker delays a recompute, never loses it.
+    """
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
+    affiliate = models.ForeignKey(Affiliate, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(_("day"))
+    marked_at = models.DateTimeField(_("first marked"), default=timezone.now)
+
+    objects = ScopedManager(program="program")
+
+    class Meta:
+        verbose_name = _("dirty rollup cell")
+        verbose_name_plural = _("dirty rollup cells")
+        constraints = [
+            models.UniqueConstraint(fields=["program", "affiliate", "day"], name="stats_dirty_key_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.affiliate_id} {self.day}"

@@ -1,0 +1,62 @@
+"""tracking.dirty: the cells an event write marks for the rollups, one row per cell, on the program-local day."""
+
+from datetime import UTC, date, datetime
+
+import time_machine
+from django.db import transaction
+from django_scopes import scopes_disabled
+
+from tracking.dirty import mark_dirty, mark_events_dirty
+from tracking.models import StatsDirtyKey
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def dirty(program) -> list[tuple[int, date]]:
+    with scopes_disabled():
+        rows = StatsDirtyKey.objects.filter(program=program).order_by("affiliate_id", "day")
+        return list(rows.values_list("affiliate_id", "day"))
+
+
+def test_marks_fall_on_the_program_local_day_one_row_per_cell(alice, bob):
+    affiliate = alice.affiliate.pk
+    with time_machine.travel("2026-04-02 10:00Z", tick=False):
+        mark_dirty(program_id=alice.program.pk, affiliate_id=affiliate, moments_or_days=[utc("2026-03-31 22:30")])
+    with time_machine.travel("2026-04-02 10:05Z", tick=False), transaction.atomic():
+        mark_dirty(
+            program_id=alice.program.pk,
+            affiliate_id=affiliate,
+            moments_or_days=[utc("2026-04-01 08:00"), date(2026, 4, 3), utc("2026-03-31 21:00")],
+        )
+    mark_dirty(program_id=alice.program.pk, affiliate_id=None, moments_or_days=[date(2026, 4, 3)])
+
+    # 22:30 UTC on 31 March is 1 April in Warsaw; 21:00 UTC is still 31 March there.
+    assert dirty(alice.program) == [
+        (affiliate, date(2026, 3, 31)),
+        (affiliate, date(2026, 4, 1)),
+        (affiliate, date(2026, 4, 3)),
+    ]
+    assert dirty(bob.program) == []
+    with scopes_disabled():
+        first = StatsDirtyKey.objects.get(program=alice.program, day=date(2026, 4, 1))
+    assert first.marked_at == utc("2026-04-02 10:00")  # a burst keeps the first mark's time
+
+
+def test_stored_events_mark_their_cells_per_program(alice, bob):
+    events = [
+        (alice.program.pk, alice.affiliate.pk, utc("2026-04-02 08:00")),
+        (alice.program.pk, alice.affiliate.pk, utc("2026-04-02 09:00")),
+        (alice.program.pk, alice.other_affiliate.pk, utc("2026-04-02 23:30")),
+        (bob.program.pk, bob.affiliate.pk, utc("2026-04-02 08:00")),
+    ]
+
+    marked = mark_events_dirty(events=events, timezones={alice.program.pk: "Europe/Warsaw", bob.program.pk: "UTC"})
+
+    assert marked == 3
+    assert dirty(alice.program) == [
+        (alice.affiliate.pk, date(2026, 4, 2)),
+        (alice.other_affiliate.pk, date(2026, 4, 3)),
+    ]
+    assert dirty(bob.program) == [(bob.affiliate.pk, date(2026, 4, 2))]
