@@ -22,6 +22,7 @@ from tracking.models import (
     Link,
     Offer,
     PostbackAttempt,
+    StatsDirtyKey,
     TrackingSettings,
 )
 
@@ -215,3 +216,14 @@ class PostbackAttemptAdmin(ReadOnlyAdmin):
     search_fields = ["reason", "message"]
     list_select_related = ["program", "conversion"]
     date_hierarchy = "created_at"
+
+
+@admin.register(StatsDirtyKey)
+class StatsDirtyKeyAdmin(ReadOnlyAdmin):
+    """Rollup bookkeeping: which (affiliate, day) cells wait for a recompute. Shown to debug a stuck rollup."""
+
+    list_display = ["program", "affiliate", "day", "marked_at"]
+    list_filter = ["program"]
+    search_fields = ["affiliate__name"]
+    list_select_related = ["program", "affiliate"]
+    date_hierarchy = "day"

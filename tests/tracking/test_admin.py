@@ -30,6 +30,7 @@ READ_ONLY = [
     models.ConversionEvent,
     models.PostbackAttempt,
     models.CustomerLink,
+    models.StatsDirtyKey,
 ]
 
 
@@ -66,6 +67,9 @@ def rows(alice, bob):
                 customer_id=f"{slug}-customer",
                 affiliate=world.affiliate,
                 first_conversion_at=conversion.created_at,
+            )
+            models.StatsDirtyKey.objects.get_or_create(
+                program=world.program, affiliate=world.affiliate, day=conversion.created_at.date()
             )
             tracking_settings(world.program)
             made[slug] = {"click": click, "conversion": conversion}

@@ -484,6 +484,10 @@ def test_review_queue_lists_flagged_pending_conversions_with_readable_reasons(cl
     assert order_ids(response) == ["ORD-1"]
     assert "Converted too fast after the click" in rows(response)[0]
     assert "Same IP address as the affiliate&#x27;s own login" in body(response)
+    # A page of flagged orders is ticked at once by a vendored script, never an inline one.
+    assert 'data-select-all="ids"' in body(response)
+    assert 'src="/static/js/select-all.js"' in body(response)
+    assert "<script>" not in body(response)
     client.post(
         url("conversion_bulk", world),
         {"ids": [flagged.pk], "to_status": "approved", "next": url("review_queue", world)},

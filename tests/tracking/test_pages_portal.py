@@ -221,13 +221,25 @@ def test_conversions_page_shows_own_conversions_with_status_commission_and_why(c
 def test_conversion_detail_shows_own_history_and_why_this_payout(client, portal):
     world = portal["world"]
     mine = sale(world, "ORD-1", "ONE10", "50.00")
+    services.change_conversion_status(
+        program=world.program,
+        conversion=mine,
+        to_status="rejected",
+        reason="Returned within 14 days",
+        actor=world.manager,
+    )
     client.force_login(world.affiliate_user)
     response = client.get(url("conversion_detail", world, conversion_id=mine.pk))
     page = body(response)
     assert escape(mine.commission_explanation) in page
     assert "€5.00" in page
-    assert "Received by postback." in page
-    assert "IP hash" not in page  # internal evidence stays on the manager side
+    assert [row.split(" ", 2)[2] for row in rows(response)] == [
+        "— → Pending —",
+        "Pending → Rejected Returned within 14 days",
+    ]
+    assert "Returned within 14 days" in page  # what a manager wrote is for the affiliate
+    assert "Received by postback." not in page  # the system's notes (and fraud signals) stay internal
+    assert "IP hash" not in page
 
 
 @pytest.mark.parametrize("whose", ["other affiliate", "unattributed", "other program"])
