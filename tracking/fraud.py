@@ -6,12 +6,14 @@
 - ``self_referral``: the conversion's or the click's IP hash equals the affiliate's last-login IP hash.
 - ``conversion_rate_outlier``: the affiliate's conversion rate this program-local month, this conversion
   included, is above ``fraud_conversion_rate_factor`` × the program's, once the affiliate has
-  ``CONVERSION_RATE_MIN_CLICKS`` clicks this month.
+  ``CONVERSION_RATE_MIN_CLICKS`` clicks this month, and both it and the program have a few conversions
+  (``CONVERSION_RATE_MIN_CONVERSIONS``, ``PROGRAM_MIN_CONVERSIONS``): one early sale is no evidence.
 - ``bot_click``: the click was flagged as a bot.
 """
 
 import logging
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import NamedTuple
 
 from django.core.cache import cache
@@ -35,6 +37,9 @@ FLAGS = (FAST_CONVERSION, CLICK_FLOOD, SELF_REFERRAL, CONVERSION_RATE_OUTLIER, B
 
 # KPI.md's minimum volume for ratio goals: below it a conversion rate says nothing.
 CONVERSION_RATE_MIN_CLICKS = 100
+# ...and at least this many conversions of the affiliate, and of the program, this month.
+CONVERSION_RATE_MIN_CONVERSIONS = 4
+PROGRAM_MIN_CONVERSIONS = 10
 # Month volumes move slowly relative to this; counting them on every conversion would cost month-long scans.
 VOLUME_CACHE_SECONDS = 300
 
@@ -150,10 +155,13 @@ def is_conversion_rate_outlier(
     mine, everyone = volumes[affiliate.pk], volumes[None]
     if mine.clicks < CONVERSION_RATE_MIN_CLICKS or not everyone.clicks:
         return False
-    # Both rates count this conversion, so a program's first sales are not all outliers of a rate of zero.
-    affiliate_rate = (mine.conversions + 1) / mine.clicks
-    program_rate = (everyone.conversions + 1) / everyone.clicks
-    return affiliate_rate > float(settings.fraud_conversion_rate_factor) * program_rate
+    # Both counts include this conversion. Too few conversions say nothing: early in a month the program's
+    # rate is near zero and every affiliate's first sale would look like fraud.
+    if mine.conversions + 1 < CONVERSION_RATE_MIN_CONVERSIONS or everyone.conversions + 1 < PROGRAM_MIN_CONVERSIONS:
+        return False
+    affiliate_rate = Decimal(mine.conversions + 1) / mine.clicks
+    program_rate = Decimal(everyone.conversions + 1) / everyone.clicks
+    return affiliate_rate > settings.fraud_conversion_rate_factor * program_rate
 
 
 def record_login_ip(sender, request: HttpRequest | None, user: User, **kwargs) -> None:

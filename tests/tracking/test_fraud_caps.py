@@ -245,3 +245,15 @@ def test_offer_cap_does_not_cover_a_coupon_conversion_without_offer(sales):
 def test_a_cap_of_zero_rejects_every_conversion_it_covers(sales):
     cap(sales, affiliate=sales.affiliate, offer=sales.tracked.offer, metric="conversions", period="day", limit=0)
     assert review(record(sales, "A-1", click=sales.click())) == ("rejected", False, [], "cap_reached")
+
+
+@time_machine.travel(MID_MONTH, tick=False)
+def test_first_conversions_of_a_month_are_not_rate_outliers(sales, monkeypatch):
+    monkeypatch.setattr(fraud, "VOLUME_CACHE_SECONDS", 0)
+    other_link = sales.link()
+    bulk_clicks(sales, 99, link=sales.tracked.link, when=MID_MONTH - timedelta(days=2))
+    bulk_clicks(sales, 5000, link=other_link, when=MID_MONTH - timedelta(days=2))
+    click = sales.click(ago=timedelta(days=1))
+    # 3 sales on 100 clicks while the program has no other sale: 150 × its rate, yet no evidence of fraud.
+    flags = [record(sales, f"F-{number}", click=click).fraud_flags for number in range(3)]
+    assert flags == [[], [], []]
