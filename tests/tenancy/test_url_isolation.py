@@ -412,10 +412,6 @@ def snapshot(program: Program) -> dict:
             "invitations": Invitation.objects.filter(program=program).count(),
             **{
                 model.__name__: list(model.objects.filter(program=program).order_by("pk").values())
-                for model in GOAL_MODELS
-            },
-            **{
-                model.__name__: list(model.objects.filter(program=program).order_by("pk").values())
                 for model in TRACKING_MODELS
             },
             **{
