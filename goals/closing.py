@@ -4,7 +4,8 @@ The close is a sequence of idempotent steps, each safe to repeat and each commit
 
 1. claim   MonthClose(program, month) is created (unique) with status ``running``; from now on the month's
            goals are read-only. A close that is already ``done`` returns at once.
-2. freeze  every goal's progress is recomputed from DailyStats at the month's end and stored ``final``.
+2. freeze  every goal's progress is recomputed from DailyStats at the month's end and stored ``final``;
+           a final row is never rewritten, so a resumed close decides on what the first run froze.
 3. award   bonuses are decided on the frozen confirmed values and inserted in batches; BonusEntry is unique
            per goal, so a batch that runs again inserts nothing (``ON CONFLICT DO NOTHING``).
 4. book    the award day's DailyStats cells are recomputed through the rollups (absolute, so repeatable).

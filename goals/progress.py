@@ -155,8 +155,9 @@ def write_progress(
 ) -> int:
     """Compute and upsert the progress of goals of one month; returns how many rows changed.
 
-    ``final`` rows are the month close's frozen results: a live refresh leaves them alone, the close
-    overwrites them. Goals of a month that has not begun get no progress yet.
+    ``final`` rows are the month close's frozen results: nothing rewrites them, so a close that is run
+    again after a crash keeps the results its first run froze (and awarded bonuses on). Goals of a month
+    that has not begun get no progress yet.
     """
     goals = list(goals)
     if not goals:
@@ -169,9 +170,7 @@ def write_progress(
     transitions: list[tuple[Goal, ProgressValues]] = []
     for goal in goals:
         old, new = stored_progress(goal), states[goal.pk]
-        if old is not None and old.final and not final:
-            continue
-        if old is not None and old.final == final and not new.differs_from(old):
+        if old is not None and (old.final or (not new.differs_from(old) and not final)):
             continue
         changed.append(GoalProgress(program=program, goal=goal, final=final, updated_at=timezone.now(), **asdict(new)))
         if notify and new.status in NOTIFY_STATUSES and (old is None or old.status != new.status):

@@ -186,6 +186,27 @@ def test_close_interrupted_mid_award_resumes_to_the_clean_result(program, alice)
     assert MonthlyReview.objects.filter(program=program).count() == 2
 
 
+def test_a_resumed_close_keeps_the_results_its_first_run_froze(program, alice):
+    first = fixed_goal(alice.affiliate, amount=10)
+    second = fixed_goal(alice.other_affiliate, amount=20)
+    put_stats(alice.affiliate, date(2026, 4, 20), conversions_approved=12)
+    put_stats(alice.other_affiliate, date(2026, 4, 20), conversions_approved=12)
+
+    def crash(awarded: int) -> None:
+        raise RuntimeError("worker died")
+
+    with pytest.raises(RuntimeError):
+        close(program, batch_size=1, after_bonus_batch=crash)
+    # A reversal lands while the close is down; the rerun decides on what the first run froze.
+    put_stats(alice.other_affiliate, date(2026, 4, 20), conversions_approved=3)
+    close(program, now=utc("2026-05-06 12:00"), batch_size=1)
+
+    assert bonuses(program) == [(first.pk, Decimal("10.00")), (second.pk, Decimal("20.00"))]
+    assert GoalProgress.objects.get(goal=second).value_confirmed == Decimal(12)
+    # The reversal is not lost: the clawback check sees it.
+    assert record_clawbacks_for_closed_months(program=program, now=utc("2026-05-07")) == 1
+
+
 def test_only_an_ended_month_can_be_closed(program, alice):
     with pytest.raises(ValidationError) as error:
         close(program, now=utc("2026-04-30 21:59"))  # 23:59 on 30 April in Warsaw
