@@ -7,6 +7,7 @@ from django.urls import reverse
 from django_scopes import scopes_disabled
 
 from affiliates.models import Affiliate, AffiliateStatusChange, Membership, Program, User
+from goals.models import BonusEntry, Goal, MonthClose
 from tracking.models import Click, Conversion, Offer
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +56,9 @@ def counts() -> dict:
             "offers": Offer.objects.count(),
             "clicks": Click.objects.count(),
             "conversions": sorted(Conversion.objects.values_list("status", flat=True)),
+            "goals": Goal.objects.count(),
+            "bonuses": BonusEntry.objects.count(),
+            "closes": MonthClose.objects.count(),
         }
 
 
@@ -69,6 +73,8 @@ def test_seed_demo_creates_both_programs_and_is_idempotent(capsys):
     assert first["offers"] == 4
     assert first["clicks"] > 1000
     assert {"pending", "approved"} <= set(first["conversions"])
+    assert first["goals"] > 100
+    assert first["closes"] == 4  # two past months in each program
     with scopes_disabled():
         demo = Program.objects.get(slug="demo")
         acme = Program.objects.get(slug="acme")
