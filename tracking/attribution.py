@@ -34,7 +34,6 @@ from tracking.models import (
     ConversionKind,
     Coupon,
     CustomerLink,
-    Link,
     Offer,
     TrackingSettings,
 )
@@ -51,7 +50,7 @@ class Attribution:
     attributed_by: str
     affiliate_id: int | None = None
     offer: Offer | None = None
-    link: Link | None = None
+    link_id: int | None = None
     click: Click | None = None
     note: str = ""  # why, when it is not obvious (first-click overrides)
 
@@ -77,7 +76,7 @@ def parse_click_id(value) -> uuid.UUID | None:
 
 
 def load_click(*, program: Program, settings: TrackingSettings, click_id: uuid.UUID) -> Click:
-    """The program's click with its link, offer, affiliate and flood count; refused if unknown or another program's.
+    """The program's click with its offer, affiliate and flood count; refused if unknown or another program's.
 
     The affiliate comes with ``has_caps`` (whether any conversion cap covers it on this offer), as
     ``load_affiliate`` gives it, so a postback learns everything about its click in one round trip.
@@ -103,7 +102,7 @@ def _click_query(program: Program, settings: TrackingSettings, click_id: uuid.UU
     caps = applicable_caps(program=program, affiliate_id=OuterRef("affiliate_id"), offer_id=OuterRef("offer_id"))
     return (
         Click.objects.filter(program=program, click_id=click_id)
-        .select_related("link", "offer", "affiliate")
+        .select_related("offer", "affiliate")  # the link's id is enough
         .annotate(flood_clicks=flood_clicks(settings), affiliate_has_caps=Exists(caps))
     )
 
@@ -140,7 +139,7 @@ def attribute(
     """Apply the attribution order (module docstring) to what a conversion carries."""
     if click is not None:
         found = Attribution(
-            Conversion.Attribution.CLICK, click.affiliate_id, offer=click.offer, link=click.link, click=click
+            Conversion.Attribution.CLICK, click.affiliate_id, offer=click.offer, link_id=click.link_id, click=click
         )
     elif coupon and (match := _coupon(program, coupon)) is not None:
         found = Attribution(Conversion.Attribution.COUPON, match.affiliate_id, offer=match.offer)

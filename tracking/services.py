@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from django_scopes import scope
 
 from affiliates.models import AffiliateStatus, Program, User
-from tracking import attribution, caps, commissions, currency, fraud
+from tracking import attribution, caps, commissions, currency, dirty, fraud
 from tracking.hashing import ip_hash as hash_ip
 from tracking.links import tracking_settings
 from tracking.models import (
@@ -336,7 +336,7 @@ def _record(
         click=credit.click,
         affiliate=affiliate,
         offer=credit.offer,
-        link=credit.link,
+        link_id=credit.link_id,
         attributed_by=credit.attributed_by,
         source=source,
         ip_hash=ip_hash,
@@ -387,6 +387,8 @@ def _record(
                 _link_customer(program, conversion, customer)
             if on_created is not None:
                 on_created(conversion)  # e.g. the postback log entry: one commit for the whole write
+            # Last, so the locks the marks take are held briefly (tracking/dirty.py).
+            dirty.mark_conversions_dirty(program=program, conversions=[conversion])
     except IntegrityError:
         # Another request recorded this order first (the unique constraint decided): that row is the answer.
         existing = None
@@ -522,6 +524,7 @@ def _change_status(
     ConversionEvent.objects.create(
         program=program, conversion=current, from_status=previous, to_status=to_status, reason=reason, actor=actor
     )
+    dirty.mark_conversions_dirty(program=program, conversions=[current], moments=[current.status_changed_at])
     return current
 
 
@@ -562,6 +565,7 @@ def bulk_change_conversion_status(
             )
             for row in movable
         )
+        dirty.mark_conversions_dirty(program=program, conversions=movable, moments=[now])
     return len(movable)
 
 
@@ -577,7 +581,7 @@ def auto_approve_due_conversions(*, program: Program) -> int:
         while True:
             with transaction.atomic():
                 now = timezone.now()
-                due = list(
+                rows = list(
                     Conversion.objects.select_for_update(skip_locked=True)
                     .filter(
                         program=program,
@@ -585,11 +589,12 @@ def auto_approve_due_conversions(*, program: Program) -> int:
                         in_review=False,
                         created_at__lte=now - timedelta(days=hold_days),
                     )
-                    .order_by("pk")
-                    .values_list("pk", flat=True)[:AUTO_APPROVE_BATCH]
+                    .only("pk", "affiliate_id", "created_at", "customer_id")
+                    .order_by("pk")[:AUTO_APPROVE_BATCH]
                 )
-                if not due:
+                if not rows:
                     return approved
+                due = [row.pk for row in rows]
                 Conversion.objects.filter(program=program, pk__in=due).update(
                     status=APPROVED, status_reason=HOLD_ELAPSED, status_changed_at=now
                 )
@@ -605,6 +610,7 @@ def auto_approve_due_conversions(*, program: Program) -> int:
                     )
                     for pk in due
                 )
+                dirty.mark_conversions_dirty(program=program, conversions=rows, moments=[now])
                 approved += len(due)
             if len(due) < AUTO_APPROVE_BATCH:
                 return approved

@@ -11,7 +11,7 @@ from django_scopes import scope, scopes_disabled
 
 from affiliates.models import AffiliateStatus
 from tracking import services
-from tracking.models import Conversion, ConversionEvent, Coupon, CurrencyRate
+from tracking.models import Conversion, ConversionEvent, Coupon, CurrencyRate, StatsDirtyKey
 from tracking.tasks import auto_approve_all_programs_task, auto_approve_conversions_task
 
 pytestmark = pytest.mark.django_db
@@ -508,3 +508,48 @@ def test_services_work_outside_a_scope_and_inside_another_programs(sales, bob_sa
     with scope(program=bob_sales.program):
         conversion, _ = record(sales, order_id="A-1")
     assert conversion.program == sales.program
+
+
+def dirty_cells(program) -> list[tuple[int, date]]:
+    with scopes_disabled():
+        return list(
+            StatsDirtyKey.objects.filter(program=program)
+            .order_by("affiliate_id", "day")
+            .values_list("affiliate_id", "day")
+        )
+
+
+def test_writes_mark_the_rollup_cells_they_change(sales):
+    """Creation marks the conversion's program-local day; a status change also marks the day it happens."""
+    affiliate = sales.affiliate.pk
+    with time_machine.travel(datetime(2026, 3, 31, 22, 30, tzinfo=UTC), tick=False):  # 1 April in Warsaw
+        conversion = attributed(sales)
+        unattributed, _ = record(sales, order_id="NOBODY")
+    assert dirty_cells(sales.program) == [(affiliate, date(2026, 4, 1))]
+    with scopes_disabled():
+        StatsDirtyKey.objects.all().delete()
+    with time_machine.travel(datetime(2026, 4, 3, 9, 0, tzinfo=UTC), tick=False):
+        change(sales, conversion, "approved")
+    assert dirty_cells(sales.program) == [(affiliate, date(2026, 4, 1)), (affiliate, date(2026, 4, 3))]
+    assert unattributed.affiliate_id is None
+
+
+def test_bulk_changes_and_auto_approve_mark_their_cells(sales):
+    sales.settings(hold_days=1)
+    with time_machine.travel(datetime(2026, 4, 1, 9, 0, tzinfo=UTC), tick=False):
+        first, second = attributed(sales, order_id="A-1"), attributed(sales, order_id="A-2")
+    with scopes_disabled():
+        StatsDirtyKey.objects.all().delete()
+    with time_machine.travel(datetime(2026, 4, 5, 9, 0, tzinfo=UTC), tick=False):
+        services.bulk_change_conversion_status(
+            program=sales.program, conversion_ids=[first.pk], to_status="rejected", reason="dup", actor=None
+        )
+    with time_machine.travel(datetime(2026, 4, 7, 9, 0, tzinfo=UTC), tick=False):
+        assert services.auto_approve_due_conversions(program=sales.program) == 1
+    affiliate = sales.affiliate.pk
+    assert dirty_cells(sales.program) == [
+        (affiliate, date(2026, 4, 1)),
+        (affiliate, date(2026, 4, 5)),
+        (affiliate, date(2026, 4, 7)),
+    ]
+    assert second.pk != first.pk

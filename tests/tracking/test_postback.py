@@ -411,8 +411,8 @@ def test_new_conversion_by_postback_costs_a_fixed_number_of_queries(client, sale
     sales.settings()
     click = sales.click()
     get(client, sales, order_id="A-0", amount="10", click_id=str(click.click_id))  # caches the month volume
-    # Program + settings; click + link + offer + affiliate (+ flood count, cap flag); rules; then conversion,
-    # event and attempt in one transaction (a savepoint pair here, inside the test's transaction).
-    with django_assert_num_queries(8):
+    # Program + settings; click + offer + affiliate (+ flood count, cap flag); rules; then conversion, event,
+    # attempt and the rollups' dirty mark in one transaction (a savepoint pair here, in the test's transaction).
+    with django_assert_num_queries(9):
         response = get(client, sales, order_id="A-1", amount="10", click_id=str(click.click_id))
     assert response.json()["status"] == "created"
