@@ -212,6 +212,31 @@ def queries_per_conversion(program, clicks: list[str]) -> tuple[float, list[str]
     return total / QUERY_SAMPLE, [" ".join(query["sql"].split())[:100] for query in captured]
 
 
+def cpu_per_request(program, link, clicks: list[str]) -> tuple[float, float]:
+    """CPU milliseconds of this process per request through Django's test client (no server, no network):
+    the bare view and a new postback. Independent of other load on the machine, unlike req/s."""
+    from django.test import Client
+
+    client = Client()
+
+    def bare(number: int) -> None:
+        client.get(f"/bare/{link.code}")
+
+    def postback(number: int) -> None:
+        params = {"token": program.postback_token, "click_id": clicks[number % len(clicks)], "amount": "49.90"}
+        response = client.get(f"/postback/{program.slug}", {**params, "order_id": f"cpu-{uuid.uuid4().hex}"})
+        assert response.status_code == 200, response.content
+
+    figures = []
+    for send in (bare, postback):
+        send(0)
+        started = time.process_time()
+        for number in range(QUERY_SAMPLE):
+            send(number)
+        figures.append((time.process_time() - started) / QUERY_SAMPLE * 1000)
+    return figures[0], figures[1]
+
+
 def main() -> None:
     env = set_up_django()
     link = bench_link()
@@ -240,6 +265,11 @@ def main() -> None:
         print(f"{name:28} {result['rps']:8.0f} {result['rps'] / bare:5.2f}x{errors}")
     conversions, created, attempts = (a - b for a, b in zip(after, before, strict=True))
     print(f"postbacks answered: {attempts}, 'created': {created}, conversions stored: {conversions}")
+    bare_cpu, postback_cpu = cpu_per_request(program, link, clicks)
+    print(
+        f"CPU per request in this process (test client): bare {bare_cpu:.2f} ms, postback {postback_cpu:.2f} ms"
+        f" ({bare_cpu / postback_cpu:.2f}x)"
+    )
     per_conversion, statements = queries_per_conversion(program, clicks)
     print(f"SQL queries per new conversion (one request, BEGIN/COMMIT not counted): {per_conversion:.2f}")
     for statement in statements:
