@@ -53,9 +53,9 @@ from goals.models import (
 from goals.notifications import goal_name, month_name, notify, notify_about_affiliate, number, portal_path
 from goals.periods import Period, day_start, local_date, month_start, next_month, previous_month
 from goals.progress import PROGRESS_FIELDS, ProgressValues, goal_states, write_progress
+from goals.rollups import recompute_days
 from goals.selectors import (
     benchmarks_for,
-    bonus_totals_by_day,
     counters_for,
     goal_settings_for,
     kpi_values,
@@ -147,34 +147,10 @@ def book_ledger_days(*, program: Program, keys: Iterable[tuple[int, date]]) -> N
     The rollups compute DailyStats.bonuses from the ledger (bonuses on their award day, clawbacks on their
     booking day), so the keys are recomputed through them, in the caller's transaction: the program's rollup
     lock orders this against the rollup loop, and an absolute recompute cannot count an entry twice.
-    Without the rollups (an older deployment) only the bonuses column is set, from the same ledger.
     """
     keys = sorted(set(keys))
-    if not keys:
-        return
-    try:
-        from goals.rollups import recompute_days
-    except ImportError:
-        _write_bonus_column(program=program, keys=keys)
-        return
-    recompute_days(program=program, keys=keys)
-
-
-def _write_bonus_column(*, program: Program, keys: list[tuple[int, date]]) -> None:
-    first, end = min(day for _id, day in keys), max(day for _id, day in keys) + timedelta(days=1)
-    totals = bonus_totals_by_day(
-        program=program, first=first, end=end, affiliate_ids=sorted({affiliate_id for affiliate_id, _day in keys})
-    )
-    rows = [
-        DailyStats(program=program, affiliate_id=affiliate_id, day=day, bonuses=totals.get((affiliate_id, day), ZERO))
-        for affiliate_id, day in keys
-    ]
-    DailyStats.objects.bulk_create(
-        rows,
-        update_conflicts=True,
-        unique_fields=["program", "affiliate", "day"],
-        update_fields=["bonuses", "updated_at"],
-    )
+    if keys:
+        recompute_days(program=program, keys=keys)
 
 
 # --- Close ----------------------------------------------------------------------------------------------------
