@@ -524,8 +524,26 @@ def _change_status(
     ConversionEvent.objects.create(
         program=program, conversion=current, from_status=previous, to_status=to_status, reason=reason, actor=actor
     )
+    if previous == REJECTED:
+        _link_customers(program, [current])
     dirty.mark_conversions_dirty(program=program, conversions=[current], moments=[current.status_changed_at])
     return current
+
+
+def _link_customers(program: Program, conversions: list[Conversion]) -> None:
+    """A rejected conversion a person approves counts from now on: link its customer if nothing did yet."""
+    links = [
+        CustomerLink(
+            program=program,
+            customer_id=conversion.customer_id,
+            affiliate_id=conversion.affiliate_id,
+            first_conversion_at=conversion.created_at,
+        )
+        for conversion in conversions
+        if conversion.customer_id
+    ]
+    if links:
+        CustomerLink.objects.bulk_create(links, ignore_conflicts=True)
 
 
 def bulk_change_conversion_status(
@@ -565,6 +583,7 @@ def bulk_change_conversion_status(
             )
             for row in movable
         )
+        _link_customers(program, [row for row in movable if row.status == REJECTED])
         dirty.mark_conversions_dirty(program=program, conversions=movable, moments=[now])
     return len(movable)
 

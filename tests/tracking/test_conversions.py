@@ -11,7 +11,7 @@ from django_scopes import scope, scopes_disabled
 
 from affiliates.models import AffiliateStatus
 from tracking import services
-from tracking.models import Conversion, ConversionEvent, Coupon, CurrencyRate, StatsDirtyKey
+from tracking.models import Conversion, ConversionEvent, Coupon, CurrencyRate, CustomerLink, StatsDirtyKey
 from tracking.tasks import auto_approve_all_programs_task, auto_approve_conversions_task
 
 pytestmark = pytest.mark.django_db
@@ -553,3 +553,18 @@ def test_bulk_changes_and_auto_approve_mark_their_cells(sales):
         (affiliate, date(2026, 4, 7)),
     ]
     assert second.pk != first.pk
+
+
+def test_approving_a_rejected_conversion_links_its_customer(sales):
+    sales.settings(lifetime_customers=True)
+    with scopes_disabled():
+        sales.tracked.offer.cookie_window_days = 1
+        sales.tracked.offer.save()
+    old_click = sales.click(ago=timedelta(days=2))
+    late, _ = record(sales, order_id="LATE", amount="10", click_id=old_click.click_id, customer_id="cust-1")
+    assert (late.status, late.status_reason) == ("rejected", "outside_window")
+    with scopes_disabled():
+        assert not CustomerLink.objects.filter(program=sales.program).exists()
+    change(sales, late, "approved", actor=sales.world.manager)
+    later, _ = record(sales, order_id="LATER", customer_id="cust-1")
+    assert (later.affiliate, later.attributed_by) == (sales.affiliate, "customer")
