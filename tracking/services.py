@@ -887,6 +887,9 @@ def _apply_postback(
         reason=reason,
         on_created=log_attempt,
     )
+    if not created:
+        # Whatever log_attempt may have saved was rolled back with the losing insert: log the duplicate anew.
+        attempt.pk, attempt._state.adding = None, True
     result = PostbackAttempt.Result.CREATED if created else PostbackAttempt.Result.DUPLICATE
     return 200, _success_body(result, conversion, conversion.status_reason if created else ""), conversion
 
