@@ -39,6 +39,7 @@ from django.utils.translation import gettext as _
 from affiliates.models import Affiliate, Program, User
 from goals.access import require_manager
 from goals.kpis import HUNDRED, REGISTRY, ZERO, View
+from goals.locks import lock_program_goals
 from goals.models import (
     BonusEntry,
     BonusType,
@@ -179,7 +180,10 @@ def close_month(
         raise ValidationError(
             _("%(month)s has not ended yet; it can be closed from its last day on.") % {"month": month_name(month)}
         )
-    close, _created = MonthClose.objects.get_or_create(program=program, month=month, defaults={"started_at": now})
+    with transaction.atomic():
+        # Exclusive: goal changes that checked the month was open commit first; later ones see it closed.
+        lock_program_goals(program, exclusive=True)
+        close, _created = MonthClose.objects.get_or_create(program=program, month=month, defaults={"started_at": now})
     if close.status == MonthClose.Status.DONE:
         return close
     goals = Goal.objects.filter(program=program, month=month).select_related("affiliate", "progress").order_by("pk")

@@ -29,6 +29,7 @@ from goals.closing import (
     share_review,
 )
 from goals.kpis import REGISTRY, Shape
+from goals.locks import lock_program_goals
 from goals.models import BonusType, Goal, GoalKind, GoalSettings
 from goals.notifications import month_name
 from goals.periods import month_start, previous_month
@@ -72,6 +73,9 @@ def _decimal(value: Any, field: str, message: str) -> Decimal:
 
 
 def _check_open_month(program: Program, month: date) -> None:
+    """Refuse a change to a month whose close has begun; call inside the transaction that makes the change."""
+    # Shared lock: a close cannot begin between this check and our commit (goals/locks.py).
+    lock_program_goals(program, exclusive=False)
     if month_is_closed(program=program, month=month):
         raise ValidationError(
             _("%(month)s is closed; its goals can no longer be changed.") % {"month": month_name(month)}
