@@ -35,7 +35,7 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not integration and not e2e" -n auto $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
