@@ -77,6 +77,7 @@ MONEY_COUNTERS = frozenset(
 CENT = Decimal("0.01")
 # Cells per statement: keeps one statement's parameters under SQLite's limit (32,766) with room to spare.
 KEYS_PER_STATEMENT = 5000
+WHOLE_DAY_KEYS = 1000  # more dirty cells than this on one day: recompute the whole day (see Scope)
 # pg_advisory_xact_lock(class, program): one DailyStats writer per program at a time (see _lock_program).
 LOCK_CLASS = 571_001
 TRANSIENT_PGCODES = {"40P01", "40001"}  # deadlock detected, serialization failure
@@ -195,8 +196,12 @@ class _Statement:
 # --- The aggregates: one part per source of events --------------------------------------------------------
 
 
-def _part(affiliate: str, day: str, columns: dict[str, str], body: str) -> str:
-    select = ", ".join(f"{columns.get(name, '0')} AS {name}" for name in COUNTERS)
+TRAFFIC = ("clicks", "unique_clicks", "bot_clicks", "impressions")
+OUTCOMES = tuple(name for name in COUNTERS if name not in TRAFFIC)
+
+
+def _part(affiliate: str, day: str, columns: dict[str, str], body: str, names: tuple[str, ...] = OUTCOMES) -> str:
+    select = ", ".join(f"{columns.get(name, '0')} AS {name}" for name in names)
     # Positional GROUP BY: the local-day expression carries parameters and must not be repeated.
     return f"SELECT {affiliate} AS affiliate_id, {day} AS day, {select} {body} GROUP BY 1, 2"
 
@@ -214,7 +219,7 @@ def _clicks(q: _Statement) -> str:
     body = (
         f"FROM {_table(Click)} c WHERE c.program_id = %(program)s AND {q.in_scope_at('c.affiliate_id', 'c.created_at')}"
     )
-    return _part("c.affiliate_id", q.local_day("c.created_at"), columns, body)
+    return _part("c.affiliate_id", q.local_day("c.created_at"), columns, body, TRAFFIC[:3])
 
 
 def _impressions(q: _Statement) -> str:
@@ -222,7 +227,7 @@ def _impressions(q: _Statement) -> str:
         f"FROM {_table(Impression)} i WHERE i.program_id = %(program)s AND NOT i.is_bot "
         f"AND {q.in_scope_at('i.affiliate_id', 'i.created_at')}"
     )
-    return _part("i.affiliate_id", q.local_day("i.created_at"), {"impressions": "COUNT(*)"}, body)
+    return _part("i.affiliate_id", q.local_day("i.created_at"), {"impressions": "COUNT(*)"}, body, ("impressions",))
 
 
 def _conversions(q: _Statement) -> str:
@@ -323,16 +328,16 @@ def _customers_lost(q: _Statement) -> str:
     return _part("f.affiliate_id", q.local_day("lost.lost_at"), {"customers_lost": "COUNT(*)"}, body)
 
 
-def _bonuses(q: _Statement) -> list[str]:
+def _bonuses(q: _Statement) -> tuple[str, str]:
     """Bonuses on the day they are booked on, minus clawbacks on theirs (both entries carry that local day)."""
     bonus = f"FROM {_table(BonusEntry)} b WHERE b.program_id = %(program)s AND "
     bonus += q.in_scope_on("b.affiliate_id", "b.day")
     clawback = f"FROM {_table(ClawbackEntry)} k WHERE k.program_id = %(program)s AND "
     clawback += q.in_scope_on("k.affiliate_id", "k.day")
-    return [
+    return (
         _part("b.affiliate_id", "b.day", {"bonuses": "SUM(b.amount)"}, bonus),
         _part("k.affiliate_id", "k.day", {"bonuses": "-SUM(k.amount)"}, clawback),
-    ]
+    )
 
 
 def _fixed_fees(q: _Statement) -> str:
@@ -340,48 +345,101 @@ def _fixed_fees(q: _Statement) -> str:
     return _part("f.affiliate_id", "f.day", {"fixed_fees": "SUM(f.amount)"}, body)
 
 
-def _stored_cells(q: _Statement) -> str:
-    """Zeros for every stored row in scope, so a cell whose events are gone is rewritten as all-zero."""
-    body = (
-        f"FROM {_table(DailyStats)} d WHERE d.program_id = %(program)s AND {q.in_scope_on('d.affiliate_id', 'd.day')}"
-    )
-    return _part("d.affiliate_id", "d.day", {}, body)
-
-
-def _fresh_sql(q: _Statement, *, include_stored: bool) -> str:
-    """SELECT program_id, affiliate_id, day, <counters> per cell in scope, computed from the raw events."""
-    parts = [
-        _clicks(q),
-        _impressions(q),
-        _conversions(q),
-        _new_customers(q),
-        _reversals(q),
-        _customers_lost(q),
-        *_bonuses(q),
-        _fixed_fees(q),
-    ]
-    if include_stored:
-        parts.append(_stored_cells(q))
-    totals = ", ".join(f"COALESCE(SUM(parts.{name}), 0) AS {name}" for name in COUNTERS)
+def _grouped(parts: list[str], names: tuple[str, ...]) -> str:
+    totals = ", ".join(f"COALESCE(SUM(parts.{name}), 0) AS {name}" for name in names)
     union = " UNION ALL ".join(parts)
     return (
-        f"SELECT %(program)s AS program_id, parts.affiliate_id AS affiliate_id, parts.day AS day, {totals} "
-        f"FROM ({union}) parts WHERE parts.affiliate_id IS NOT NULL GROUP BY parts.affiliate_id, parts.day"
+        f"SELECT parts.affiliate_id AS affiliate_id, parts.day AS day, {totals} FROM ({union}) parts "
+        f"WHERE parts.affiliate_id IS NOT NULL GROUP BY parts.affiliate_id, parts.day"
     )
+
+
+def _sources_in_window(q: _Statement) -> frozenset[str]:
+    """Which optional sources have any row in the scope's window: one round trip of EXISTS probes.
+
+    Parts without rows are left out of the statement (they would add zeros), which spares their planning and
+    execution: a program without impressions, fees or cancellations pays nothing for them. An event written
+    after this probe marks its cell dirty, so it is counted by the next recompute.
+    """
+    start, end = q.window()
+    first, stop = (q.day(day) for day in q.scope.days)
+    conversions, events = _table(Conversion), _table(ConversionEvent)
+    in_window = f"program_id = %(program)s AND created_at >= {start} AND created_at < {end}"
+    on_days = f"program_id = %(program)s AND day >= {first} AND day < {stop}"
+    probes = {
+        "impressions": f"SELECT 1 FROM {_table(Impression)} WHERE {in_window} AND NOT is_bot",
+        "conversions": f"SELECT 1 FROM {conversions} WHERE {in_window}",
+        "reversals": f"SELECT 1 FROM {events} WHERE {in_window} AND to_status = %(reversed)s",
+        "cancellations": f"SELECT 1 FROM {conversions} WHERE {in_window} AND kind = %(cancellation)s",
+        "bonuses": f"SELECT 1 FROM {_table(BonusEntry)} WHERE {on_days}",
+        "clawbacks": f"SELECT 1 FROM {_table(ClawbackEntry)} WHERE {on_days}",
+        "fees": f"SELECT 1 FROM {_table(FeeEntry)} WHERE {on_days}",
+    }
+    sql = "SELECT " + ", ".join(f"EXISTS ({probe})" for probe in probes.values())
+    with connection.cursor() as cursor:
+        cursor.execute(sql, q.params)
+        found = cursor.fetchone()
+    return frozenset(name for name, present in zip(probes, found, strict=True) if present)
+
+
+def _fresh_sql(q: _Statement) -> str:
+    """SELECT program_id, affiliate_id, day, <counters> per cell in scope, computed from the raw events.
+
+    Clicks and impressions (many rows, few columns) are grouped on their own and joined to the outcomes
+    (everything else: few rows, many columns, grouped together), so the click-sized row set is aggregated
+    once and never carries two dozen zero columns through a second aggregation.
+    """
+    present = _sources_in_window(q)
+    outcome_parts = []
+    if "conversions" in present:
+        outcome_parts += [_conversions(q), _new_customers(q)]
+    if "reversals" in present:
+        outcome_parts.append(_reversals(q))
+    if "reversals" in present or "cancellations" in present:
+        outcome_parts.append(_customers_lost(q))
+    bonus, clawback = _bonuses(q)
+    outcome_parts += [sql for name, sql in (("bonuses", bonus), ("clawbacks", clawback)) if name in present]
+    if "fees" in present:
+        outcome_parts.append(_fixed_fees(q))
+    sources = [("c", _clicks(q), TRAFFIC[:3])]
+    if "impressions" in present:
+        sources.append(("i", _impressions(q), ("impressions",)))
+    if outcome_parts:
+        sources.append(("o", _grouped(outcome_parts, OUTCOMES), OUTCOMES))
+    # FULL OUTER JOINs on (affiliate, day): a cell may have clicks only, outcomes only, or both.
+    source_of = {name: alias for alias, _sql, names in sources for name in names}
+    affiliate, day = f"{sources[0][0]}.affiliate_id", f"{sources[0][0]}.day"
+    joined = f"({sources[0][1]}) {sources[0][0]}"
+    for alias, sql, _names in sources[1:]:
+        joined += f" FULL OUTER JOIN ({sql}) {alias} ON {alias}.affiliate_id = {affiliate} AND {alias}.day = {day}"
+        affiliate, day = f"COALESCE({affiliate}, {alias}.affiliate_id)", f"COALESCE({day}, {alias}.day)"
+    columns = ", ".join(
+        f"COALESCE({source_of[name]}.{name}, 0) AS {name}" if name in source_of else f"0 AS {name}" for name in COUNTERS
+    )
+    return f"SELECT %(program)s AS program_id, {affiliate} AS affiliate_id, {day} AS day, {columns} FROM {joined}"
 
 
 def _upsert_sql(q: _Statement) -> str:
-    columns = ", ".join(["program_id", "affiliate_id", "day", *COUNTERS, "updated_at"])
-    fresh = _fresh_sql(q, include_stored=True)
-    now = q.moment(timezone.now())
+    """Write the cells in scope whose stored numbers differ from the fresh ones, and only those.
+
+    The fresh aggregates are joined (FULL OUTER JOIN) to the rows stored for the scope: a cell with events
+    and no row is inserted, a row whose events are gone is rewritten as zeros, a row whose numbers differ is
+    updated, and a row that is right is neither written nor locked — a rebuild of correct rows reads only.
+    """
     table = _table(DailyStats)
+    columns = ", ".join(["program_id", "affiliate_id", "day", *COUNTERS, "updated_at"])
+    stored = f"SELECT * FROM {table} d WHERE d.program_id = %(program)s AND {q.in_scope_on('d.affiliate_id', 'd.day')}"
+    values = ", ".join(f"COALESCE(fresh.{name}, 0)" for name in COUNTERS)
+    differs = " OR ".join(f"COALESCE(fresh.{name}, 0) <> stored.{name}" for name in COUNTERS)
     updates = ", ".join(f"{name} = excluded.{name}" for name in (*COUNTERS, "updated_at"))
     changed = " OR ".join(f"{table}.{name} <> excluded.{name}" for name in COUNTERS)
-    # Rows whose numbers did not change are left alone: a rebuild of correct rows writes nothing.
-    # "WHERE true" keeps SQLite from reading ON CONFLICT as a join constraint.
     return (
-        f"INSERT INTO {table} ({columns}) SELECT fresh.*, {now} FROM ({fresh}) fresh WHERE true "
-        f"ORDER BY fresh.affiliate_id, fresh.day "
+        f"INSERT INTO {table} ({columns}) "
+        f"SELECT %(program)s, COALESCE(fresh.affiliate_id, stored.affiliate_id), COALESCE(fresh.day, stored.day), "
+        f"{values}, {q.moment(timezone.now())} "
+        f"FROM ({_fresh_sql(q)}) fresh FULL OUTER JOIN ({stored}) stored "
+        f"ON stored.affiliate_id = fresh.affiliate_id AND stored.day = fresh.day "
+        f"WHERE stored.id IS NULL OR {differs} ORDER BY 2, 3 "
         f"ON CONFLICT (program_id, affiliate_id, day) DO UPDATE SET {updates} WHERE {changed}"
     )
 
@@ -415,18 +473,26 @@ def _write(scope: Scope) -> int:
 def recompute_days(*, program: Program, keys: Iterable[Key]) -> int:
     """Recompute the DailyStats cells ``keys`` (affiliate id, local day) of ``program`` from the raw events.
 
-    A handful of grouped aggregate statements for the whole key set (one per KEYS_PER_STATEMENT keys), each
-    upserting absolute numbers: idempotent, and safe to run concurrently. Cells whose events are gone are
-    rewritten as zeros. Returns how many rows were inserted or changed.
+    A handful of grouped aggregate statements for the whole key set, each upserting absolute numbers:
+    idempotent, and safe to run concurrently. Listed cells go KEYS_PER_STATEMENT to a statement; a day with
+    more than WHOLE_DAY_KEYS dirty cells is recomputed whole, in a statement of its own (one range scan of
+    the day beats a long IN list in every part, and a right cell recomputed is not rewritten). Cells whose
+    events are gone are rewritten as zeros. Returns how many rows were inserted or changed.
     """
-    ordered = sorted({(int(affiliate_id), day) for affiliate_id, day in keys})
-    if not ordered:
+    by_day: dict[date, set[int]] = defaultdict(set)
+    for affiliate_id, day in keys:
+        by_day[day].add(int(affiliate_id))
+    if not by_day:
         return 0
+    whole_days = sorted(day for day, affiliate_ids in by_day.items() if len(affiliate_ids) > WHOLE_DAY_KEYS)
+    listed = sorted((affiliate_id, day) for day, ids in by_day.items() if day not in whole_days for affiliate_id in ids)
     written = 0
     with transaction.atomic():
         _lock_program(program)
-        for start in range(0, len(ordered), KEYS_PER_STATEMENT):
-            written += _write(Scope.of_keys(program, ordered[start : start + KEYS_PER_STATEMENT]))
+        for day in whole_days:
+            written += _write(Scope.of_days(program, day, day + timedelta(days=1)))
+        for start in range(0, len(listed), KEYS_PER_STATEMENT):
+            written += _write(Scope.of_keys(program, listed[start : start + KEYS_PER_STATEMENT]))
     return written
 
 
@@ -443,7 +509,7 @@ def fresh_stats(*, program: Program, first: date, end: date) -> dict[Key, dict[s
     """What DailyStats should hold for local days [first, end), computed from the raw events (no write)."""
     q = _Statement(Scope.of_days(program, first, end))
     with connection.cursor() as cursor:
-        cursor.execute(_fresh_sql(q, include_stored=False), q.params)
+        cursor.execute(_fresh_sql(q), q.params)
         names = [column[0] for column in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     return {(row["affiliate_id"], _as_date(row["day"])): _normalized(row) for row in rows}

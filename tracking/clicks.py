@@ -39,6 +39,7 @@ from redis.exceptions import LockError, RedisError
 from redis.retry import Retry
 
 from affiliates.models import AffiliateStatus, Program
+from tracking.dirty import mark_events_dirty
 from tracking.links import LINK_CACHE_PREFIX, CachedLink, load_link
 from tracking.models import Cap, Click, Impression, Link, Offer
 
@@ -466,6 +467,11 @@ def store_events(entries: list[dict], *, timezones: Mapping[int, str] | None = N
         mark_unique_clicks(clicks, timezones)
         insert_ignoring_duplicates(Click, CLICK_FIELDS, clicks, "click_id")
         insert_ignoring_duplicates(Impression, IMPRESSION_FIELDS, impressions, "event_id")
+        # In the same transaction, last: the rollups' record of cells to recompute commits with the events.
+        mark_events_dirty(
+            events=[(row["program_id"], row["affiliate_id"], row["created_at"]) for row in (*clicks, *impressions)],
+            timezones=timezones,
+        )
     return len(clicks) + len(impressions)
 
 

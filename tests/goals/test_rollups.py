@@ -8,6 +8,7 @@ import time_machine
 from django.core.management import call_command
 from django_scopes import scopes_disabled
 
+from goals import rollups
 from goals.kpis import View
 from goals.models import DailyStats, JobRun
 from goals.periods import Period
@@ -400,3 +401,17 @@ def test_kpi_values_read_the_recomputed_rows_in_both_views(events):
         }
     assert values[View.PROVISIONAL][events.affiliate.pk] == {"conversion_rate": Decimal(5), "revenue": Decimal(160)}
     assert values[View.CONFIRMED][events.affiliate.pk] == {"conversion_rate": Decimal("2.5"), "revenue": Decimal(100)}
+
+
+def test_a_day_with_many_dirty_cells_is_recomputed_whole(events, monkeypatch):
+    monkeypatch.setattr(rollups, "WHOLE_DAY_KEYS", 1)
+    events.click("2026-04-02 08:00", count=2)
+    events.click("2026-04-02 09:00", affiliate=events.other)
+    events.click("2026-04-03 09:00")
+
+    recompute_days(program=events.program, keys=[(events.affiliate.pk, APRIL_2), (events.other.pk, APRIL_2)])
+
+    assert rows(events.program) == {
+        (events.affiliate.pk, APRIL_2): {"clicks": 2, "unique_clicks": 2},
+        (events.other.pk, APRIL_2): {"clicks": 1, "unique_clicks": 1},
+    }

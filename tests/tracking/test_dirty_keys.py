@@ -1,7 +1,9 @@
 """tracking.dirty: the cells an event write marks for the rollups, one row per cell, on the program-local day."""
 
+import uuid
 from datetime import UTC, date, datetime
 
+import pytest
 import time_machine
 from django.db import transaction
 from django_scopes import scopes_disabled
@@ -60,3 +62,34 @@ def test_stored_events_mark_their_cells_per_program(alice, bob):
         (alice.other_affiliate.pk, date(2026, 4, 3)),
     ]
     assert dirty(bob.program) == [(bob.affiliate.pk, date(2026, 4, 2))]
+
+
+def test_stored_clicks_and_impressions_mark_their_cells_in_the_same_transaction(alice_link):
+    from tracking.clicks import CLICK, IMPRESSION, store_events
+
+    link = alice_link.link
+
+    def entry(kind: str, at: str) -> dict:
+        moment = utc(at)
+        return {
+            "k": kind,
+            "p": link.program_id,
+            "l": link.pk,
+            "a": link.affiliate_id,
+            "o": link.offer_id,
+            "id": str(uuid.uuid4()),
+            "t": int(moment.timestamp() * 1_000_000),
+        }
+
+    def drain_that_dies() -> None:
+        with transaction.atomic():
+            store_events([entry(CLICK, "2026-04-02 08:00")])
+            raise RuntimeError("the drain dies before commit")
+
+    with pytest.raises(RuntimeError):
+        drain_that_dies()
+    assert dirty(alice_link.program) == []
+
+    store_events([entry(CLICK, "2026-04-02 08:00"), entry(IMPRESSION, "2026-04-02 22:30")])
+
+    assert dirty(alice_link.program) == [(link.affiliate_id, date(2026, 4, 2)), (link.affiliate_id, date(2026, 4, 3))]
