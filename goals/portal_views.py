@@ -75,8 +75,11 @@ def goal_card(goal: Goal, *, days_left: int, commission: Decimal) -> GoalCard:
     elif goal.bonus_type == BonusType.FIXED:
         at_stake = goal.bonus_amount
     if goal.bonus_type == BonusType.TIERS:
+        # The highest tier reached pays, alone: that is the one marked.
         reached = progress.progress_provisional if progress is not None else None
-        tiers = [(level, amount, reached is not None and reached >= level) for level, amount in tiers_of(goal)]
+        levels = tiers_of(goal)
+        paying = max((level for level, _amount in levels if reached is not None and reached >= level), default=None)
+        tiers = [(level, amount, level == paying) for level, amount in levels]
     return GoalCard(goal=goal, left_per_day=left, bonus_at_stake=at_stake, tiers=tiers)
 
 

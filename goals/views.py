@@ -112,6 +112,12 @@ def since_value(moment: datetime) -> int:
     return int((moment - POLL_OVERLAP).timestamp() * 1_000_000)
 
 
+def page_ids(text: str) -> list[int]:
+    """The affiliate ids a polling board page shows (``ids=3,5,8``), at most a page's worth; junk is ignored."""
+    ids = [int(part) for part in text.split(",")[: board.BOARD_PAGE_SIZE] if part.isdigit() and len(part) < 12]
+    return sorted(set(ids))
+
+
 def poll_seconds() -> int:
     return getattr(settings, "GOAL_POLL_SECONDS", 5)
 
@@ -129,6 +135,10 @@ def month_context(request: HttpRequest, month: date) -> dict:
         "this_month": current_month(request.program),
         # Whether the month's numbers can still move (begun and not closed): the board then polls for changes.
         "live": month <= current_month(request.program) and not closed,
+        # Reversed once, not for each of a board's 150 cells: /p/<slug>/goals/goal/ and /p/<slug>/affiliates/.
+        "goal_prefix": url_of(request, "goal_edit", goal_id=0).removesuffix("0/"),
+        "affiliate_prefix": url_of(request, "affiliate_detail", affiliate_id=0).removesuffix("0/"),
+        "create_url": url_of(request, "goal_create", month=month),
     }
 
 
@@ -180,29 +190,43 @@ def board_headers(columns: list[board.BoardColumn], sort: str) -> list[dict]:
 
 @staff_view
 def goal_board(request: HttpRequest, program_slug: str, month: date) -> HttpResponse:
-    """The month's board; an htmx poll with ``since`` gets only the cells whose progress changed (or 204)."""
+    """The month's board. htmx asks for three parts besides the rows: ``?part=summary`` (tab counts and
+    totals over every listed affiliate, loaded after the rows), and polls with ``since`` that get only the
+    cells whose progress changed since then (or 204)."""
     program, started = request.program, timezone.now()
     filters = BoardFilterForm(request.GET).filters()
     columns = board.board_columns(program=program, month=month, kpi=filters.kpi)
+    context = {
+        "filters": filters,
+        "columns": columns,
+        "views": BoardFilterForm.base_fields["view"].choices,
+        "since": since_value(started),
+        "poll_seconds": poll_seconds(),
+    }
+    if request.htmx and request.GET.get("part") == "summary":
+        context |= {
+            "counts": board.view_counts(program=program, month=month, filters=filters),
+            "totals": board.column_totals(program=program, month=month, filters=filters, columns=columns),
+            **month_context(request, month),
+        }
+        return render(request, "goals/board.html#summary", context)
+    since = since_param(request)
+    if request.htmx and since is not None:
+        # The page names its rows, so a poll costs the same whatever the program's size. Any id is only ever
+        # looked up among this program's goals.
+        ids = page_ids(request.GET.get("ids", ""))
+        cells = board.changed_cells(program=program, month=month, affiliate_ids=ids, columns=columns, since=since)
+        if not cells:
+            return HttpResponse(status=204)
+        context |= {"cells": cells, "page_ids": ",".join(map(str, ids)), **month_context(request, month)}
+        return render(request, "goals/board.html#live", context)
     listed = board.filtered_affiliates(program=program, month=month, filters=filters)
     ordered = board.sorted_affiliates(listed, program=program, month=month, sort=filters.sort, columns=columns)
     page = Paginator(ordered, board.BOARD_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"filters": filters, "columns": columns, "since": since_value(started), "poll_seconds": poll_seconds()}
-    since = since_param(request)
-    if request.htmx and since is not None:
-        cells = board.changed_cells(
-            program=program, month=month, affiliate_ids=[a.pk for a in page], columns=columns, since=since
-        )
-        if not cells:
-            return HttpResponse(status=204)
-        totals = board.column_totals(program=program, month=month, affiliates=listed, columns=columns)
-        context |= {"cells": cells, "totals": totals, **month_context(request, month)}
-        return render(request, "goals/board.html#live", context)
     context |= {
         "page": page,
+        "page_ids": ",".join(str(affiliate.pk) for affiliate in page),
         "rows": board.board_rows(program=program, month=month, affiliates=page, columns=columns),
-        "totals": board.column_totals(program=program, month=month, affiliates=listed, columns=columns),
-        "counts": board.view_counts(program=program, month=month, filters=filters),
         "headers": board_headers(columns, filters.sort),
         "form": BoardFilterForm(request.GET),
         **month_context(request, month),

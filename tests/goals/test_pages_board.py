@@ -7,9 +7,11 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.urls import reverse
-from django_scopes import scopes_disabled
+from django_scopes import scope, scopes_disabled
 
-from affiliates.models import AffiliateStatus, Tier
+from affiliates.models import Affiliate, AffiliateStatus, Tier
+from goals import board as board_selectors
+from goals.board import BoardFilters
 from goals.models import Goal, GoalProgress, MonthClose
 from tests.factories import AffiliateFactory
 from tests.goals.builders import APRIL, MARCH, make_goal, utc
@@ -76,7 +78,7 @@ def test_board_shows_values_with_units_pace_and_definitions(client, alice, goals
     assert 'class="pace"' not in cell
     clicks = cell_html(html, f"goal-cell-{alice.affiliate.pk}-clicks")
     assert visible_text(clicks) == (
-        "Provisional value 600 / of the target 1,000 On track confirmed 600 · expected 516.67 · projection 1,161.29"
+        "Provisional value 600 / of the target 1,000 On track confirmed 600 · expected 517 · projection 1,161"
         " · 60.00 % Edit target"
     )
     assert 'title="Redirects served through the affiliate&#x27;s links, excluding bots.">' in clicks
@@ -179,11 +181,13 @@ def test_board_views_and_filters(client, alice, goals):
     assert names(view="not_set", kpi="conversion_rate") == ["alice partner two", "Gold Without Goals"]
     assert names(status="met") == ["alice partner one"]
     assert names(kpi="conversion_rate") == ["alice partner one"]
+    assert names(kpi="clicks", status="behind") == ["alice partner two"]
+    assert names(kpi="conversion_rate", view="at_risk") == []
     assert names(tier="gold") == ["Gold Without Goals"]
     assert names(q="TWO") == ["alice partner two"]
     assert names(status="not-a-status") == ["alice partner one", "alice partner two", "Gold Without Goals"]
-    response = client.get(board(alice.program), {"q": "alice"})
-    assert response.context["counts"] == {"all": 2, "at_risk": 1, "not_set": 0}
+    assert tab_counts(summary(client, alice.program, q="alice")) == {"all": 2, "at_risk": 1, "not_set": 0}
+    assert tab_counts(summary(client, alice.program, q="Gold")) == {"all": 1, "at_risk": 0, "not_set": 1}
 
 
 def test_board_kpi_filter_shows_that_column_only(client, alice, goals):
@@ -192,10 +196,47 @@ def test_board_kpi_filter_shows_that_column_only(client, alice, goals):
     assert [column.key for column in response.context["columns"]] == ["conversion_rate"]
 
 
+def summary(client, program, **params):
+    return client.get(board(program), {"part": "summary", **params}, headers={"HX-Request": "true"})
+
+
+def tab_counts(response) -> dict[str, int]:
+    found = re.findall(
+        r'<span class="count" id="tab-count-(\w+)" hx-swap-oob="true">(\d+)</span>', response.content.decode()
+    )
+    return {view: int(count) for view, count in found}
+
+
+def totals_of(program, **filters) -> dict:
+    with scope(program=program):
+        columns = board_selectors.board_columns(program=program, month=APRIL, kpi=filters.get("kpi", ""))
+        totals = board_selectors.column_totals(
+            program=program, month=APRIL, filters=BoardFilters(**filters), columns=columns
+        )
+    return {total.column.key: total for total in totals}
+
+
+def test_board_loads_its_summary_after_the_rows(client, alice, goals):
+    client.force_login(alice.manager)
+
+    html = client.get(board(alice.program), {"sort": "-name", "page": "1"}).content.decode()
+    answer = summary(client, alice.program, sort="-name").content.decode()
+
+    assert (
+        '<div id="board-summary" hx-get="/p/alice/goals/2026-04/?sort=-name&amp;part=summary" hx-trigger="load"'
+        ' hx-swap="none"></div>'
+    ) in html
+    assert '<tfoot id="board-totals"></tfoot>' in html
+    assert '<span class="count" id="tab-count-at_risk"></span>' in html
+    assert tab_counts(summary(client, alice.program)) == {"all": 2, "at_risk": 1, "not_set": 0}
+    assert '<template>\n<tfoot id="board-totals" hx-swap-oob="true">' in answer
+    assert "<html" not in answer
+
+
 def test_board_totals_cover_every_listed_affiliate(client, alice, goals):
     client.force_login(alice.manager)
 
-    totals = {total.column.key: total for total in client.get(board(alice.program)).context["totals"]}
+    totals = totals_of(alice.program)
 
     clicks = totals["clicks"]
     statuses = (clicks.statuses["on_track"], clicks.statuses["behind"])
@@ -204,6 +245,25 @@ def test_board_totals_cover_every_listed_affiliate(client, alice, goals):
     # A sum of ratios means nothing: the rate column counts statuses only.
     rate = totals["conversion_rate"]
     assert (rate.goals, rate.target, rate.provisional, rate.statuses["met"]) == (1, None, None, 1)
+
+
+def test_board_totals_follow_the_view_and_filters(alice, goals):
+    at_risk = totals_of(alice.program, view="at_risk")
+    met = totals_of(alice.program, status="met")
+    clicks_met = totals_of(alice.program, status="met", kpi="clicks")
+    searched = totals_of(alice.program, q="partner two")
+
+    assert (at_risk["clicks"].goals, at_risk["clicks"].provisional, at_risk["conversion_rate"].goals) == (
+        1,
+        Decimal(100),
+        0,
+    )
+    # partner one holds a met goal (the rate), so their clicks goal counts under "met" too...
+    assert (met["clicks"].goals, met["clicks"].provisional, met["conversion_rate"].goals) == (1, Decimal(600), 1)
+    # ...but with the clicks column chosen, "met" means a met clicks goal: nobody's yet
+    assert [total.goals for total in clicks_met.values()] == [0]
+    assert (searched["clicks"].goals, searched["clicks"].target) == (1, Decimal(1000))
+    assert [total.goals for total in totals_of(alice.program, view="not_set").values()] == [0, 0]
 
 
 def test_board_paginates_fifty_affiliates_per_page(client, alice):
@@ -231,8 +291,10 @@ def test_board_htmx_request_gets_the_board_partial(client, alice, goals):
     assert response["Vary"] == "Cookie, HX-Request" or "HX-Request" in response["Vary"]
 
 
-def poll(client, program, since: str, **params):
-    return client.get(board(program), {"since": since, **params}, headers={"HX-Request": "true"})
+def poll(client, program, since: str, ids, **params):
+    """What a board page's poller asks: what changed since then among the affiliates it shows."""
+    ids = ",".join(str(affiliate_id) for affiliate_id in ids)
+    return client.get(board(program), {"since": since, "ids": ids, **params}, headers={"HX-Request": "true"})
 
 
 def test_poll_sends_only_cells_whose_progress_changed(client, alice, goals):
@@ -240,15 +302,21 @@ def test_poll_sends_only_cells_whose_progress_changed(client, alice, goals):
     with time_machine.travel(utc("2026-04-16 10:00:05"), tick=False):
         page = client.get(board(alice.program))
     since = str(page.context["since"])
-    assert f'hx-get="/p/alice/goals/2026-04/?since={since}" hx-trigger="every 5s"' in page.content.decode()
+    shown = [alice.affiliate.pk, alice.other_affiliate.pk]
+    assert page.context["page_ids"] == f"{shown[0]},{shown[1]}"
+    assert (
+        f'hx-get="/p/alice/goals/2026-04/?since={since}&amp;ids={shown[0]}%2C{shown[1]}" hx-trigger="every 5s"'
+        in page.content.decode()
+    )
 
     with time_machine.travel(utc("2026-04-16 10:00:10"), tick=False):
-        nothing = poll(client, alice.program, since)
+        nothing = poll(client, alice.program, since, shown)
         stats(alice.other_affiliate, date(2026, 4, 16), clicks=400)
         refresh(alice.program, affiliate_ids=[alice.other_affiliate.pk])
-        changed = poll(client, alice.program, since)
+        changed = poll(client, alice.program, since, shown)
+        not_shown = poll(client, alice.program, since, [alice.affiliate.pk])
 
-    assert nothing.status_code == 204
+    assert nothing.status_code == not_shown.status_code == 204
     assert nothing.content == b""
     html = changed.content.decode()
     assert cell_ids(html) == [f"goal-cell-{alice.other_affiliate.pk}-clicks"]
@@ -256,8 +324,23 @@ def test_poll_sends_only_cells_whose_progress_changed(client, alice, goals):
     assert visible_text(cell_html(html, f"goal-cell-{alice.other_affiliate.pk}-clicks")).startswith(
         "Provisional value 500 / of the target 1,000"
     )
-    assert '<tfoot id="board-totals" hx-swap-oob="true">' in html
-    assert re.search(r'<div id="board-poll" hx-get="[^"]*since=\d+" [^>]*hx-swap-oob="true">', html)
+    # The totals may have moved too: the summary is asked for again.
+    assert re.search(r'<div id="board-summary" hx-get="[^"]*part=summary" [^>]*hx-swap-oob="true">', html)
+    assert re.search(
+        rf'<div id="board-poll" hx-get="[^"]*since=\d+&amp;ids={shown[0]}%2C{shown[1]}" [^>]*hx-swap-oob="true">', html
+    )
+
+
+def test_poll_never_reaches_another_programs_goals(client, alice, bob, goals):
+    client.force_login(alice.manager)
+    since = str(int(utc("2026-04-16 09:00").timestamp() * 1_000_000))
+    with scopes_disabled():
+        foreign = GoalProgress.objects.filter(program=bob.program).count()
+
+    response = poll(client, alice.program, since, [bob.affiliate.pk, bob.other_affiliate.pk, 10**13])
+
+    assert foreign == 1
+    assert response.status_code == 204
 
 
 def test_poll_of_a_closed_month_is_not_offered(client, alice, goals):
@@ -285,10 +368,14 @@ def test_board_query_count_is_constant(client, alice, bob, django_assert_num_que
     client.force_login(alice.manager)
 
     # session, user, program, membership (middleware); columns, page count, page rows, their goals with
-    # progress, totals, tab counts, closed?; the program switcher's memberships (context processor)
-    with django_assert_num_queries(12):
+    # progress, closed?; the program switcher's memberships (context processor)
+    with django_assert_num_queries(10):
         response = client.get(board(alice.program), {"sort": "-goal:clicks"})
     assert len(response.context["rows"]) == affiliates + 2
+    # the same four, columns, tab counts, totals, closed?, switcher
+    with django_assert_num_queries(9):
+        response = summary(client, alice.program, sort="-goal:clicks", view="at_risk", tier="standard")
+    assert tab_counts(response)["all"] == affiliates + 2
 
 
 @pytest.mark.parametrize("affiliates", [1, 3])
@@ -303,9 +390,12 @@ def test_poll_query_count_is_constant(client, alice, django_assert_num_queries, 
     with scopes_disabled():
         GoalProgress.objects.update(updated_at=utc("2026-04-16 10:00"))
 
-    # the same, with the changed cells instead of the tab counts
-    with django_assert_num_queries(12):
-        response = poll(client, alice.program, str(int(utc("2026-04-16 09:00").timestamp() * 1_000_000)))
+    with scopes_disabled():
+        ids = list(Affiliate.objects.filter(program=alice.program).values_list("pk", flat=True))
+    # session, user, program, membership; columns, changed cells, their goals, closed?, switcher: whatever the
+    # program's size, a poll reads only the affiliates its page shows
+    with django_assert_num_queries(9):
+        response = poll(client, alice.program, str(int(utc("2026-04-16 09:00").timestamp() * 1_000_000)), ids)
     assert len(cell_ids(response.content.decode())) == affiliates
 
 

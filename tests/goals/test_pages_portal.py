@@ -68,7 +68,7 @@ def test_portal_card_shows_progress_pace_left_per_day_and_bonus(client, alice, m
 
     # 600 clicks to go over 15 days left (16–30 April, today included): 40 a day.
     assert card(html, mine["clicks"]) == (
-        "Clicks Provisional value 400 / of the target 1,000 Behind confirmed 400 · expected 516.67 · projection 774.19"
+        "Clicks Provisional value 400 / of the target 1,000 Behind confirmed 400 · expected 517 · projection 774"
         " · 40.00 % Left per remaining day 40 Bonus if you make it €100.00"
     )
     # A percentage bonus: 10 % of the confirmed commission on conversions so far (80).
