@@ -22,13 +22,22 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
+from django.db.models import Count, Min
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from affiliates.models import Affiliate, Program
 from goals.models import BonusEntry, ClawbackEntry, DailyStats, FeeEntry, JobRun
 from goals.periods import day_start, local_now, month_start, next_month
-from tracking.models import Click, Conversion, ConversionEvent, ConversionKind, ConversionStatus, Impression
+from tracking.models import (
+    Click,
+    Conversion,
+    ConversionEvent,
+    ConversionKind,
+    ConversionStatus,
+    Impression,
+    StatsDirtyKey,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -573,8 +582,6 @@ def _refresh_goal_progress(program: Program, keys: list[Key]) -> None:
 
 def _process_program(program: Program, limit: int) -> int:
     """Claim, recompute and clear up to ``limit`` dirty keys of one program, in one transaction."""
-    from tracking.models import StatsDirtyKey
-
     with scope(program=program), transaction.atomic():
         if not _lock_program(program, wait=False):
             return 0  # Another worker is on this program; its next round picks up what is left.
@@ -602,8 +609,6 @@ def process_dirty_keys(*, limit: int | None = None) -> int:
     Keys are claimed with SELECT … FOR UPDATE SKIP LOCKED and deleted in the transaction that upserts their
     rows, so a crash (or SIGKILL) rolls both back and the keys stay dirty for the next run.
     """
-    from tracking.models import StatsDirtyKey
-
     limit = limit or settings.ROLLUP_BATCH_KEYS
     with scopes_disabled():
         program_ids = sorted(set(StatsDirtyKey.objects.values_list("program_id", flat=True).distinct()))
@@ -640,10 +645,6 @@ def drain_dirty_keys(*, seconds: float, limit: int | None = None) -> int:
 
 def dirty_backlog() -> tuple[int, datetime | None]:
     """How many keys wait to be recomputed, and when the oldest was marked."""
-    from django.db.models import Count, Min
-
-    from tracking.models import StatsDirtyKey
-
     with scopes_disabled():
         backlog = StatsDirtyKey.objects.aggregate(count=Count("pk"), oldest=Min("marked_at"))
     return backlog["count"], backlog["oldest"]
@@ -747,8 +748,6 @@ def find_drift(*, program: Program, first: date, end: date) -> tuple[list[Drift]
     Read in one snapshot, and cells still marked dirty are not drift (their recompute is on its way): so any
     difference reported is a real defect of the pipeline, not a race with it.
     """
-    from tracking.models import StatsDirtyKey
-
     zero = dict.fromkeys(COUNTERS, 0) | dict.fromkeys(MONEY_COUNTERS, Decimal("0.00"))
     with _consistent_snapshot(), scope(program=program):
         fresh = fresh_stats(program=program, first=first, end=end)
