@@ -7,41 +7,60 @@ tenancy middleware lets it through (``checked_by_view``) and the view enters the
 
 import json
 
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from affiliates.models import Program
 from affiliates.tenancy import ProgramAccess
-from tracking import services
+from tracking import hotpath, services
+from tracking.attribution import parse_click_id
 from tracking.hashing import client_ip
+from tracking.models import ConversionKind
 
 MAX_PARAMS = 50
 
 
 @csrf_exempt
 def postback_view(request: HttpRequest, program_slug: str) -> JsonResponse:
-    # One query for the program and its tracking settings; any unknown slug gets the same 404.
-    program = Program.objects.select_related("tracking_settings").filter(slug=program_slug).first()
-    if program is None:
+    try:
+        params, unreadable = request_params(request), None
+    except ValueError as error:
+        params, unreadable = {}, str(error)
+    program, context = load_program(program_slug, params)
+    if program is None:  # any unknown slug gets the same 404
         return JsonResponse(
             {"error": {"code": "not_found", "message": _("No such program."), "field": None}}, status=404
         )
     ip = client_ip(request.META)
-    try:
-        params = request_params(request)
-    except ValueError as error:
+    if unreadable is not None:
         status, body = services.refuse_unreadable_postback(
-            program=program, method=request.method, ip=ip, message=str(error)
+            program=program, method=request.method, ip=ip, message=unreadable
         )
     else:
         status, body = services.handle_postback(
-            program=program, params=params, method=request.method, ip=ip, headers=request.headers
+            program=program, params=params, method=request.method, ip=ip, headers=request.headers, context=context
         )
     return JsonResponse(body, status=status)
 
 
 postback_view.program_access = ProgramAccess(roles=frozenset(), checked_by_view=True)
+
+
+def load_program(slug: str, params: dict[str, str]) -> tuple[Program | None, hotpath.PostbackContext | None]:
+    """The program of ``slug`` with its tracking settings, in one query. On PostgreSQL the same query loads the
+    postback's click and commission rules too (tracking/hotpath.py); the parameters are only peeked at here,
+    and checked properly later."""
+    if not hotpath.enabled():
+        return Program.objects.select_related("tracking_settings").filter(slug=slug).first(), None
+    try:
+        click_id = parse_click_id(params.get("click_id"))
+    except ValidationError:
+        click_id = None
+    kind = str(params.get("kind") or ConversionKind.SALE).strip().lower()
+    context = hotpath.read_postback_context(slug=slug, click_id=click_id, kind=kind)
+    return (context.program, context) if context is not None else (None, None)
 
 
 def request_params(request: HttpRequest) -> dict[str, str]:

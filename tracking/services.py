@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -25,7 +24,7 @@ from django.utils.translation import gettext as _
 from django_scopes import scope
 
 from affiliates.models import AffiliateStatus, Program, User
-from tracking import attribution, caps, commissions, currency, dirty, fraud
+from tracking import attribution, caps, commissions, currency, dirty, fraud, hotpath
 from tracking.hashing import ip_hash as hash_ip
 from tracking.links import tracking_settings
 from tracking.models import (
@@ -261,9 +260,11 @@ def _record_conversion(
     ip_hash: str,
     actor: User | None,
     reason: str,
-    on_created: Callable[[Conversion], None] | None = None,
+    attempt: PostbackAttempt | None = None,
+    context: hotpath.PostbackContext | None = None,
 ) -> tuple[Conversion, bool]:
-    """record_conversion, plus ``on_created``: a write to run in the conversion's transaction when it is new."""
+    """record_conversion, plus the postback's log entry ``attempt``, saved with a new conversion in its
+    transaction (result ``created``), and ``context``, what the postback's single read loaded already."""
     with scope(program=program):
         data = clean_conversion_input(
             program=program,
@@ -289,7 +290,8 @@ def _record_conversion(
             ip_hash=ip_hash,
             actor=actor,
             reason=reason.strip(),
-            on_created=on_created,
+            attempt=attempt,
+            context=context,
         )
 
 
@@ -302,13 +304,16 @@ def _record(
     ip_hash: str,
     actor: User | None,
     reason: str,
-    on_created: Callable[[Conversion], None] | None,
+    attempt: PostbackAttempt | None,
+    context: hotpath.PostbackContext | None,
 ) -> tuple[Conversion, bool]:
     moment = data.moment
     month = caps.local_period(program, moment, "month")
     click = None
     if data.click_id:
-        click = attribution.load_click(program=program, settings=settings, click_id=data.click_id)
+        click = context.click_for(data.click_id) if context is not None else None
+        if click is None:
+            click = attribution.load_click(program=program, settings=settings, click_id=data.click_id)
     customer = attribution.load_customer(program=program, customer_id=data.customer_id, before=moment)
     credit = attribution.attribute(
         program=program, settings=settings, click=click, coupon=data.coupon, customer=customer, moment=moment
@@ -343,9 +348,15 @@ def _record(
     )
     rules = []
     if affiliate is not None:
-        rules = commissions.candidate_rules(
-            program=program, kind=data.kind, affiliate_id=affiliate.pk, offer_id=conversion.offer_id
+        rules = (
+            context.rules_for(kind=data.kind, affiliate_id=affiliate.pk, offer_id=conversion.offer_id)
+            if context
+            else None
         )
+        if rules is None:
+            rules = commissions.candidate_rules(
+                program=program, kind=data.kind, affiliate_id=affiliate.pk, offer_id=conversion.offer_id
+            )
     payout = commissions.calculate_commission(conversion, rules=rules, month=month)
     conversion.commission, conversion.commission_rule = payout.amount, payout.rule
     conversion.commission_explanation = payout.explanation
@@ -361,6 +372,17 @@ def _record(
         )
     notes = [reason or default_reason(source), credit.note]
     _decide_status(conversion, requested=data.status, affiliate=affiliate, credit=credit, notes=notes)
+    if hotpath.enabled() and not data.customer_id and not _capped(conversion, affiliate):
+        # The common case in one statement (tracking/hotpath.py); no customer id means no customer link to
+        # write and one dirty cell, which conversion_keys finds without a query.
+        event = _creation_event(program, conversion, notes, actor)
+        _log_created(attempt, conversion)
+        keys = sorted(dirty.conversion_keys(program=program, conversions=[conversion]))
+        if hotpath.insert_conversion(conversion=conversion, event=event, attempt=attempt, keys=keys):
+            return conversion, True
+        existing = _existing_order(program, data)
+        if existing is not None:
+            return existing, False
     try:
         with transaction.atomic():
             if _capped(conversion, affiliate):
@@ -375,29 +397,48 @@ def _record(
                 bool(data.customer_id) and customer.link is None and conversion.status in COUNTED
             )
             conversion.save(force_insert=True)
-            ConversionEvent.objects.create(
-                program=program,
-                conversion=conversion,
-                from_status="",
-                to_status=conversion.status,
-                reason=" ".join(note for note in notes if note),
-                actor=actor,
-            )
+            _creation_event(program, conversion, notes, actor).save(force_insert=True)
             if data.customer_id and conversion.status in COUNTED:
                 _link_customer(program, conversion, customer)
-            if on_created is not None:
-                on_created(conversion)  # e.g. the postback log entry: one commit for the whole write
+            if attempt is not None:
+                _log_created(attempt, conversion)
+                attempt.save(force_insert=True)  # one commit for the conversion and its postback log entry
             # Last, so the locks the marks take are held briefly (tracking/dirty.py).
             dirty.mark_conversions_dirty(program=program, conversions=[conversion])
     except IntegrityError:
         # Another request recorded this order first (the unique constraint decided): that row is the answer.
-        existing = None
-        if data.order_id is not None:
-            existing = Conversion.objects.filter(program=program, kind=data.kind, order_id=data.order_id).first()
+        existing = _existing_order(program, data)
         if existing is None:
             raise
         return existing, False
     return conversion, True
+
+
+def _creation_event(program: Program, conversion: Conversion, notes: list[str], actor: User | None):
+    return ConversionEvent(
+        program=program,
+        conversion=conversion,
+        from_status="",
+        to_status=conversion.status,
+        reason=" ".join(note for note in notes if note),
+        actor=actor,
+    )
+
+
+def _log_created(attempt: PostbackAttempt | None, conversion: Conversion) -> None:
+    if attempt is not None:
+        attempt.result, attempt.reason, attempt.conversion = (
+            PostbackAttempt.Result.CREATED,
+            conversion.status_reason,
+            conversion,
+        )
+        attempt.http_status = 200
+
+
+def _existing_order(program: Program, data: ConversionInput) -> Conversion | None:
+    if data.order_id is None:
+        return None
+    return Conversion.objects.filter(program=program, kind=data.kind, order_id=data.order_id).first()
 
 
 def default_reason(source: str) -> str:
@@ -753,7 +794,14 @@ def _customer_ip_hash(program: Program, params: dict, *, replay: bool) -> str:
 
 
 def handle_postback(
-    *, program: Program, params: dict, method: str, ip: str, headers: dict, replay_of: PostbackAttempt | None = None
+    *,
+    program: Program,
+    params: dict,
+    method: str,
+    ip: str,
+    headers: dict,
+    replay_of: PostbackAttempt | None = None,
+    context: hotpath.PostbackContext | None = None,
 ) -> tuple[int, dict]:
     """Process one server-to-server postback for ``program``: returns (HTTP status, JSON body).
 
@@ -761,10 +809,11 @@ def handle_postback(
     the request headers. Every call writes a PostbackAttempt with its result and reason (never the token).
     Answers: 200 ``{"status": "created" | "duplicate" | "updated", "conversion_id", "conversion_status",
     "reason"}``; errors ``{"error": {"code", "message", "field"}}`` with 400 (bad field), 401 (token), 403
-    (signature, IP) or 405 (method). ``replay_of`` skips the access checks the original attempt passed.
+    (signature, IP) or 405 (method). ``replay_of`` skips the access checks the original attempt passed;
+    ``context`` is what ``postback_context`` read for this request (the program must be its program).
     """
     status, body, _attempt = _handle_postback(
-        program, params, method=method, ip=ip, headers=headers, replay_of=replay_of, actor=None
+        program, params, method=method, ip=ip, headers=headers, replay_of=replay_of, actor=None, context=context
     )
     return status, body
 
@@ -778,6 +827,7 @@ def _handle_postback(
     headers: dict,
     replay_of: PostbackAttempt | None,
     actor: User | None,
+    context: hotpath.PostbackContext | None = None,
 ) -> tuple[int, dict, PostbackAttempt]:
     with scope(program=program):
         settings = settings_of(program)
@@ -793,7 +843,7 @@ def _handle_postback(
             if replay_of is None:
                 _check_postback_access(program, settings, params, method, ip, headers)
             http_status, body, conversion = _apply_postback(
-                program, params, attempt=attempt, replay_of=replay_of, actor=actor
+                program, params, attempt=attempt, replay_of=replay_of, actor=actor, context=context
             )
         except PostbackRefused as refusal:
             http_status, body = refusal.http_status, _error_body(refusal.code, refusal.message, refusal.field)
@@ -842,6 +892,7 @@ def _apply_postback(
     attempt: PostbackAttempt,
     replay_of: PostbackAttempt | None,
     actor: User | None,
+    context: hotpath.PostbackContext | None,
 ) -> tuple[int, dict, Conversion]:
     kind = clean_kind(params.get("kind"))
     order_id = clean_order_id(params.get("order_id"), kind=kind)
@@ -861,15 +912,6 @@ def _apply_postback(
             "unknown_order",
         )
 
-    def log_attempt(conversion: Conversion) -> None:
-        attempt.result, attempt.reason, attempt.conversion = (
-            PostbackAttempt.Result.CREATED,
-            conversion.status_reason,
-            conversion,
-        )
-        attempt.http_status = 200
-        attempt.save(force_insert=True)
-
     conversion, created = _record_conversion(
         program=program,
         source=Conversion.Source.POSTBACK,
@@ -885,10 +927,11 @@ def _apply_postback(
         ip_hash=_customer_ip_hash(program, params, replay=replay_of is not None),
         actor=actor,
         reason=reason,
-        on_created=log_attempt,
+        attempt=attempt,
+        context=context,
     )
     if not created:
-        # Whatever log_attempt may have saved was rolled back with the losing insert: log the duplicate anew.
+        # Whatever was saved of the attempt was rolled back with the losing insert: log the duplicate anew.
         attempt.pk, attempt._state.adding = None, True
     result = PostbackAttempt.Result.CREATED if created else PostbackAttempt.Result.DUPLICATE
     return 200, _success_body(result, conversion, conversion.status_reason if created else ""), conversion

@@ -5,7 +5,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
@@ -406,6 +406,7 @@ def test_postback_ignores_a_signed_in_session_of_another_program(client, sales, 
     assert conversions(sales.program) == [("A-1", "pending")]
 
 
+@override_settings(TRACKING_SQL_HOT_PATH=False)  # the PostgreSQL hot path: tests/tracking/test_hotpath.py
 def test_new_conversion_by_postback_costs_a_fixed_number_of_queries(client, sales, django_assert_num_queries):
     sales.rule(rule_type="revenue_share", percent=Decimal("10"))
     sales.settings()

@@ -1,0 +1,262 @@
+"""The postback hot path on PostgreSQL: one statement reads what a postback needs, one statement writes.
+
+A new click-attributed conversion is what advertisers' servers send all day, so its cost is kept to two
+round trips (bench/postback.py measures it):
+
+- ``read_postback_context``: the program and its tracking settings, the click named by ``click_id`` with its
+  offer and affiliate, the click-flood count and whether a conversion cap covers the affiliate, and the
+  commission rules that could pay the conversion, in one SELECT (LATERAL joins).
+- ``insert_conversion``: the conversion, its audit entry, the postback log entry and the rollups' dirty mark
+  in one INSERT of data-modifying CTEs. Outside a transaction it commits on its own, so the dirty mark's row
+  lock (tracking/dirty.py) is held for one statement, not for a transaction of several round trips. ``ON
+  CONFLICT DO NOTHING`` on the order's unique constraint makes a resent order write nothing.
+
+Only the loading and the writing differ: attribution, commission, fraud flags and status are decided by the
+same Python code in tracking.services, on the same model objects, whichever path loaded them. The general
+path (the ORM in a transaction) takes everything else: SQLite, conversions an affiliate's caps must count
+under row locks, conversions with a customer id (their dirty cells and customer link need more reads),
+status updates and duplicates. ``TRACKING_SQL_HOT_PATH = False`` in settings turns this module off.
+"""
+
+from dataclasses import dataclass
+from functools import cache
+from uuid import UUID
+
+from django.conf import settings as django_settings
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.db.models import Model
+
+from affiliates.models import Affiliate, Program
+from tracking.caps import CAP_METRICS
+from tracking.models import (
+    Cap,
+    Click,
+    CommissionPlan,
+    CommissionRule,
+    Conversion,
+    ConversionEvent,
+    Offer,
+    PostbackAttempt,
+    StatsDirtyKey,
+    TrackingSettings,
+)
+
+Key = tuple[int, object]  # (affiliate id, program-local day), as tracking.dirty
+
+
+def enabled() -> bool:
+    return connection.vendor == "postgresql" and getattr(django_settings, "TRACKING_SQL_HOT_PATH", True)
+
+
+@dataclass(frozen=True)
+class PostbackContext:
+    """What one read found: the program (with ``tracking_settings`` loaded), and for ``click_id`` the click
+    (offer and affiliate loaded, ``flood_clicks`` and ``affiliate.has_caps`` set) and the candidate commission
+    rules of ``kind`` for its affiliate and offer (None when no click was found)."""
+
+    program: Program
+    click_id: UUID | None
+    kind: str
+    click: Click | None
+    rules: list[CommissionRule] | None
+
+    def click_for(self, click_id: UUID | None) -> Click | None:
+        return self.click if click_id is not None and click_id == self.click_id else None
+
+    def rules_for(self, *, kind: str, affiliate_id: int, offer_id: int | None) -> list[CommissionRule] | None:
+        """The preloaded rules, if they were read for this kind, affiliate and offer."""
+        click = self.click
+        if self.rules is None or click is None or kind != self.kind:
+            return None
+        if (affiliate_id, offer_id) != (click.affiliate_id, click.offer_id):
+            return None
+        return self.rules
+
+
+# --- Rows to model objects -------------------------------------------------------------------------------------
+
+
+def _qn(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _columns(model: type[Model], alias: str) -> str:
+    return ", ".join(f"{alias}.{_qn(field.column)}" for field in model._meta.concrete_fields)
+
+
+@cache
+def _converters(model: type[Model], alias: str) -> list[list]:
+    """Per concrete field, the converters the ORM's compiler would apply to a value read from the database."""
+    result = []
+    for field in model._meta.concrete_fields:
+        column = field.get_col(alias)
+        result.append(connection.ops.get_db_converters(column) + column.get_db_converters(connection))
+    return result
+
+
+def _instance(model: type[Model], alias: str, values: tuple) -> Model:
+    converted = []
+    for value, converters in zip(values, _converters(model, alias), strict=True):
+        for converter in converters:
+            value = converter(value, model, connection)
+        converted.append(value)
+    return model.from_db(DEFAULT_DB_ALIAS, None, converted)
+
+
+# --- The read --------------------------------------------------------------------------------------------------
+
+READ_PARTS = (
+    (Program, "p"),
+    (TrackingSettings, "s"),
+    (Click, "c"),
+    (Offer, "o"),
+    (Affiliate, "a"),
+    (CommissionRule, "r"),
+)
+
+
+@cache
+def _read_sql() -> str:
+    table = {model: _qn(model._meta.db_table) for model, _alias in READ_PARTS}
+    cap, plan = _qn(Cap._meta.db_table), _qn(CommissionPlan._meta.db_table)
+    columns = ", ".join(_columns(model, alias) for model, alias in READ_PARTS[:5])
+    return f"""
+        SELECT {columns}, flood.n, caps.found, {_columns(CommissionRule, "r")}
+        FROM {table[Program]} p
+        LEFT JOIN {table[TrackingSettings]} s ON s.program_id = p.id
+        LEFT JOIN {table[Click]} c ON c.program_id = p.id AND c.click_id = %(click_id)s
+        LEFT JOIN {table[Offer]} o ON o.id = c.offer_id
+        LEFT JOIN {table[Affiliate]} a ON a.id = c.affiliate_id
+        LEFT JOIN LATERAL (
+            SELECT count(*) AS n FROM {table[Click]} f
+            WHERE f.program_id = c.program_id AND f.link_id = c.link_id AND f.ip_hash = c.ip_hash
+              AND f.created_at > c.created_at - make_interval(mins => s.fraud_click_flood_minutes)
+              AND f.created_at <= c.created_at
+        ) flood ON c.id IS NOT NULL
+        LEFT JOIN LATERAL (
+            SELECT EXISTS (
+                SELECT 1 FROM {cap} k
+                WHERE k.program_id = p.id AND k.metric = ANY(%(cap_metrics)s)
+                  AND (k.affiliate_id = c.affiliate_id OR k.affiliate_id IS NULL)
+                  AND (k.offer_id = c.offer_id OR k.offer_id IS NULL)
+            ) AS found
+        ) caps ON c.id IS NOT NULL
+        LEFT JOIN LATERAL (
+            SELECT rule.* FROM {table[CommissionRule]} rule
+            JOIN {plan} plan ON plan.id = rule.plan_id
+            WHERE rule.program_id = p.id AND plan.is_default AND rule.kind = %(kind)s
+              AND (rule.affiliate_id = c.affiliate_id OR rule.affiliate_id IS NULL)
+              AND (rule.offer_id = c.offer_id OR rule.offer_id IS NULL)
+        ) r ON c.id IS NOT NULL
+        WHERE p.slug = %(slug)s
+    """  # noqa: S608 - table and column names come from the models, values are parameters
+
+
+def read_postback_context(*, slug: str, click_id: UUID | None, kind: str) -> PostbackContext | None:
+    """One SELECT for a postback to ``slug`` (None: no such program). For a program without tracking settings
+    yet, only the program is loaded; the click is then left to the general path."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _read_sql(), {"slug": slug, "click_id": click_id, "kind": kind, "cap_metrics": list(CAP_METRICS)}
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    widths = [len(model._meta.concrete_fields) for model, _alias in READ_PARTS]
+    first = rows[0]
+    parts, start = [], 0
+    for width in widths[:5]:
+        parts.append(first[start : start + width])
+        start += width
+    flood, has_caps = first[start], first[start + 1]
+    program_values, settings_values, click_values, offer_values, affiliate_values = parts
+    program = _instance(Program, "p", program_values)
+    if settings_values[0] is None:  # tracking.services.settings_of creates them, in the program's scope
+        return PostbackContext(program, click_id, kind, None, None)
+    program.tracking_settings = _instance(TrackingSettings, "s", settings_values)
+    if click_values[0] is None:
+        return PostbackContext(program, click_id, kind, None, None)
+    click = _instance(Click, "c", click_values)
+    click.program = program
+    click.offer = _instance(Offer, "o", offer_values) if offer_values[0] is not None else None
+    click.affiliate = _instance(Affiliate, "a", affiliate_values)
+    click.affiliate.has_caps = bool(has_caps)
+    click.flood_clicks = flood
+    rule_start = start + 2
+    rules = [
+        _instance(CommissionRule, "r", row[rule_start : rule_start + widths[5]])
+        for row in rows
+        if row[rule_start] is not None
+    ]
+    return PostbackContext(program, click_id, kind, click, rules)
+
+
+# --- The write -------------------------------------------------------------------------------------------------
+
+
+def _insert_parts(obj: Model, *, skip: tuple[str, ...] = ()) -> tuple[str, str, list]:
+    """(quoted columns, typed placeholders, values) of an unsaved ``obj``, as Model.save would insert it."""
+    columns, placeholders, values = [], [], []
+    for field in obj._meta.concrete_fields:
+        if field.primary_key or field.name in skip:
+            continue
+        columns.append(_qn(field.column))
+        placeholders.append(f"%s::{field.cast_db_type(connection)}")
+        values.append(field.get_db_prep_save(field.pre_save(obj, True), connection=connection))
+    return ", ".join(columns), ", ".join(placeholders), values
+
+
+def _select(placeholders: str) -> str:
+    """The SELECT that inserts a row per new conversion (none for a resent order), with its id last."""
+    return f"SELECT {placeholders}, c.id FROM c"  # noqa: S608 - typed placeholders only
+
+
+def _mark_saved(obj: Model, pk: int) -> None:
+    obj.pk = pk
+    obj._state.adding, obj._state.db = False, DEFAULT_DB_ALIAS
+
+
+def insert_conversion(
+    *, conversion: Conversion, event: ConversionEvent, attempt: PostbackAttempt | None, keys: list[Key]
+) -> bool:
+    """Insert a new ``conversion`` with its creation ``event``, the postback log entry ``attempt`` (if any) and
+    the rollups' dirty marks of ``keys``, in one statement. False, and nothing written, if the order exists."""
+    columns, placeholders, params = _insert_parts(conversion)
+    conversions = _qn(Conversion._meta.db_table)
+    insert = f"INSERT INTO {conversions} ({columns}) VALUES ({placeholders})"  # noqa: S608 - typed placeholders
+    ctes = [f"c AS ({insert} ON CONFLICT DO NOTHING RETURNING id)"]
+    selected = ["c.id"]
+    for name, obj in (("e", event), ("a", attempt)):
+        if obj is None:
+            selected.append("NULL")
+            continue
+        columns, placeholders, values = _insert_parts(obj, skip=("conversion",))
+        table = _qn(obj._meta.db_table)
+        ctes.append(f"{name} AS (INSERT INTO {table} ({columns}, conversion_id) {_select(placeholders)} RETURNING id)")
+        params += values
+        selected.append(f"(SELECT id FROM {name})")  # noqa: S608 - a CTE's name
+    if keys:
+        rows = sorted(keys)  # the lock order of tracking.dirty.mark_keys_dirty
+        marked_at = connection.ops.adapt_datetimefield_value(conversion.status_changed_at)
+        values = ", ".join(["(%s::integer, %s::integer, %s::date, %s::timestamptz)"] * len(rows))
+        table = _qn(StatsDirtyKey._meta.db_table)
+        ctes.append(
+            f"d AS (INSERT INTO {table} (program_id, affiliate_id, day, marked_at) SELECT k.* FROM c, "  # noqa: S608
+            f"(VALUES {values}) AS k (program_id, affiliate_id, day, marked_at) ON CONFLICT "
+            "(program_id, affiliate_id, day) DO UPDATE SET marked_at = excluded.marked_at WHERE false)"
+        )
+        for affiliate_id, day in rows:
+            params += [conversion.program_id, affiliate_id, day, marked_at]
+    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM c"  # noqa: S608 - names from the models
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    _mark_saved(conversion, row[0])
+    event.conversion = conversion
+    _mark_saved(event, row[1])
+    if attempt is not None:
+        attempt.conversion = conversion
+        _mark_saved(attempt, row[2])
+    return True
