@@ -54,8 +54,11 @@ worker: install
 beat: install
 	$(BIN)/celery -A config beat --loglevel=INFO
 
+# Needs GNU gettext (xgettext, msgmerge, msgfmt). The .mo files are committed, so `make run` does not; commit
+# both after translating. Locations name files only, so moving code does not rewrite every catalog.
 messages: install
-	$(BIN)/python manage.py makemessages -l pl -l ru -l sv --ignore=.venv
+	$(BIN)/python manage.py makemessages -l pl -l ru -l sv --ignore=.venv --ignore=node_modules --ignore=staticfiles \
+		--add-location=file --no-obsolete
 	$(BIN)/python manage.py compilemessages --ignore=.venv
 
 clean:
