@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db.models import F, Func, IntegerField, OuterRef, Subquery
 from django.http import HttpRequest
 from django_scopes import scopes_disabled
@@ -79,10 +79,11 @@ def month_volumes(
 ) -> dict[int | None, Volume]:
     """Non-bot clicks and counted attributed conversions in ``month`` of each affiliate (None: the program).
 
-    Cached for VOLUME_CACHE_SECONDS and read in one cache round trip: the rate signal is a heuristic over a
-    whole month, and counting a busy affiliate's month of clicks on every conversion would cost more than the
-    rest of a postback together.
+    Cached for VOLUME_CACHE_SECONDS in each process's memory (the "process" cache): the rate signal is a
+    heuristic over a whole month, and counting a busy affiliate's month of clicks on every conversion, or even
+    a Redis round trip for the cached counts, would cost more than the rest of a postback together.
     """
+    cache = caches["process"]
     keys = {affiliate_id: volume_key(program, month, affiliate_id) for affiliate_id in affiliate_ids}
     cached = cache.get_many(list(keys.values()))
     volumes = {}

@@ -18,12 +18,14 @@ under row locks, conversions with a customer id (their dirty cells and customer 
 status updates and duplicates. ``TRACKING_SQL_HOT_PATH = False`` in settings turns this module off.
 """
 
+import operator
+import weakref
 from dataclasses import dataclass
 from functools import cache
 from uuid import UUID
 
 from django.conf import settings as django_settings
-from django.db import DEFAULT_DB_ALIAS, connection
+from django.db import DEFAULT_DB_ALIAS, connection, models
 from django.db.models import Model
 
 from affiliates.models import Affiliate, Program
@@ -85,22 +87,24 @@ def _columns(model: type[Model], alias: str) -> str:
 
 
 @cache
-def _converters(model: type[Model], alias: str) -> list[list]:
-    """Per concrete field, the converters the ORM's compiler would apply to a value read from the database."""
+def _converters(model: type[Model], alias: str) -> tuple[tuple[int, list, object], ...]:
+    """(position, converters, column) of the concrete fields whose values the ORM's compiler would convert
+    after reading them (JSON, for instance); the other values are used as psycopg2 returns them."""
     result = []
-    for field in model._meta.concrete_fields:
+    for position, field in enumerate(model._meta.concrete_fields):
         column = field.get_col(alias)
-        result.append(connection.ops.get_db_converters(column) + column.get_db_converters(connection))
-    return result
+        converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if converters:
+            result.append((position, converters, column))
+    return tuple(result)
 
 
 def _instance(model: type[Model], alias: str, values: tuple) -> Model:
-    converted = []
-    for value, converters in zip(values, _converters(model, alias), strict=True):
+    values = list(values)
+    for position, converters, column in _converters(model, alias):
         for converter in converters:
-            value = converter(value, model, connection)
-        converted.append(value)
-    return model.from_db(DEFAULT_DB_ALIAS, None, converted)
+            values[position] = converter(values[position], column, connection)
+    return model.from_db(DEFAULT_DB_ALIAS, None, values)
 
 
 # --- The read --------------------------------------------------------------------------------------------------
@@ -124,7 +128,7 @@ def _read_sql() -> str:
         SELECT {columns}, flood.n, caps.found, {_columns(CommissionRule, "r")}
         FROM {table[Program]} p
         LEFT JOIN {table[TrackingSettings]} s ON s.program_id = p.id
-        LEFT JOIN {table[Click]} c ON c.program_id = p.id AND c.click_id = %(click_id)s
+        LEFT JOIN {table[Click]} c ON c.program_id = p.id AND c.click_id = $2
         LEFT JOIN {table[Offer]} o ON o.id = c.offer_id
         LEFT JOIN {table[Affiliate]} a ON a.id = c.affiliate_id
         LEFT JOIN LATERAL (
@@ -136,7 +140,7 @@ def _read_sql() -> str:
         LEFT JOIN LATERAL (
             SELECT EXISTS (
                 SELECT 1 FROM {cap} k
-                WHERE k.program_id = p.id AND k.metric = ANY(%(cap_metrics)s)
+                WHERE k.program_id = p.id AND k.metric = ANY($4)
                   AND (k.affiliate_id = c.affiliate_id OR k.affiliate_id IS NULL)
                   AND (k.offer_id = c.offer_id OR k.offer_id IS NULL)
             ) AS found
@@ -144,21 +148,33 @@ def _read_sql() -> str:
         LEFT JOIN LATERAL (
             SELECT rule.* FROM {table[CommissionRule]} rule
             JOIN {plan} plan ON plan.id = rule.plan_id
-            WHERE rule.program_id = p.id AND plan.is_default AND rule.kind = %(kind)s
+            WHERE rule.program_id = p.id AND plan.is_default AND rule.kind = $3
               AND (rule.affiliate_id = c.affiliate_id OR rule.affiliate_id IS NULL)
               AND (rule.offer_id = c.offer_id OR rule.offer_id IS NULL)
         ) r ON c.id IS NOT NULL
-        WHERE p.slug = %(slug)s
+        WHERE p.slug = $1
     """  # noqa: S608 - table and column names come from the models, values are parameters
+
+
+READ_STATEMENT = "goalpost_postback_read"
+_prepared: weakref.WeakSet = weakref.WeakSet()  # the psycopg2 connections that have READ_STATEMENT
+
+
+def _execute_read(cursor, params: list) -> None:
+    """EXECUTE the read as a prepared statement: planning the query costs PostgreSQL three times running it.
+    Prepared once per database connection (prepared statements outlive transactions and rollbacks)."""
+    raw = connection.connection
+    if raw not in _prepared:
+        cursor.execute(f"PREPARE {READ_STATEMENT} (text, uuid, text, text[]) AS {_read_sql()}")
+        _prepared.add(raw)
+    cursor.execute(f"EXECUTE {READ_STATEMENT} (%s, %s, %s, %s)", params)
 
 
 def read_postback_context(*, slug: str, click_id: UUID | None, kind: str) -> PostbackContext | None:
     """One SELECT for a postback to ``slug`` (None: no such program). For a program without tracking settings
     yet, only the program is loaded; the click is then left to the general path."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            _read_sql(), {"slug": slug, "click_id": click_id, "kind": kind, "cap_metrics": list(CAP_METRICS)}
-        )
+        _execute_read(cursor, [slug, click_id, kind, list(CAP_METRICS)])
         rows = cursor.fetchall()
     if not rows:
         return None
@@ -194,16 +210,42 @@ def read_postback_context(*, slug: str, click_id: UUID | None, kind: str) -> Pos
 # --- The write -------------------------------------------------------------------------------------------------
 
 
+@cache
+def _insert_shape(model: type[Model], skip: tuple[str, ...]) -> tuple[str, str, tuple]:
+    """(quoted columns, typed placeholders, value readers) that Model.save would insert for ``model``.
+
+    A reader takes the object and returns the value to send. psycopg2 adapts str, int, bool, Decimal, UUID,
+    date and aware datetimes as they are, which is all Field.get_db_prep_save does with them on PostgreSQL;
+    fields that do more (JSON, auto_now dates, anything unusual) go through it.
+    """
+    fields = tuple(field for field in model._meta.concrete_fields if not field.primary_key and field.name not in skip)
+    columns = ", ".join(_qn(field.column) for field in fields)
+    placeholders = ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields)
+    return columns, placeholders, tuple(_reader(field) for field in fields)
+
+
+PLAIN_FIELDS = (
+    models.CharField,
+    models.TextField,
+    models.IntegerField,
+    models.BooleanField,
+    models.DecimalField,
+    models.UUIDField,
+    models.ForeignKey,
+)
+
+
+def _reader(field):
+    auto_date = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+    if isinstance(field, PLAIN_FIELDS) or (isinstance(field, models.DateTimeField) and not auto_date):
+        return operator.attrgetter(field.attname)
+    return lambda obj: field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
+
+
 def _insert_parts(obj: Model, *, skip: tuple[str, ...] = ()) -> tuple[str, str, list]:
     """(quoted columns, typed placeholders, values) of an unsaved ``obj``, as Model.save would insert it."""
-    columns, placeholders, values = [], [], []
-    for field in obj._meta.concrete_fields:
-        if field.primary_key or field.name in skip:
-            continue
-        columns.append(_qn(field.column))
-        placeholders.append(f"%s::{field.cast_db_type(connection)}")
-        values.append(field.get_db_prep_save(field.pre_save(obj, True), connection=connection))
-    return ", ".join(columns), ", ".join(placeholders), values
+    columns, placeholders, readers = _insert_shape(type(obj), skip)
+    return columns, placeholders, [read(obj) for read in readers]
 
 
 def _select(placeholders: str) -> str:

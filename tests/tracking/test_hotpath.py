@@ -247,8 +247,7 @@ def test_new_conversion_costs_two_statements(client, sales, django_assert_num_qu
     with django_assert_num_queries(2) as captured:
         post(client, sales, params, "A-1")
     first, second = (query["sql"] for query in captured.captured_queries)
-    assert first.lstrip().startswith("SELECT")
-    assert "LATERAL" in first
+    assert first.startswith("EXECUTE goalpost_postback_read")  # prepared once per connection (the warm-up)
     assert second.startswith("WITH c AS (INSERT INTO")
     with scopes_disabled():
         assert Click.objects.filter(program=sales.program).count() == 1
