@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 from django_scopes import scope
 
@@ -26,12 +26,12 @@ from affiliates.models import Affiliate, AffiliateStatus, Invitation, Role
 from affiliates.tenancy import get_in_program_or_404, managing_view, owner_view, staff_view
 
 AFFILIATE_COLUMNS = [
-    Column(_lazy("Name"), "name"),
-    Column(_lazy("Status"), "status"),
-    Column(_lazy("Tier"), "tier"),
-    Column(_lazy("Country"), "country"),
-    Column(_lazy("Website")),
-    Column(_lazy("Applied"), "applied"),
+    Column(gettext_lazy("Name"), "name"),
+    Column(gettext_lazy("Status"), "status"),
+    Column(gettext_lazy("Tier"), "tier"),
+    Column(gettext_lazy("Country"), "country"),
+    Column(gettext_lazy("Website")),
+    Column(gettext_lazy("Applied"), "applied"),
 ]
 
 

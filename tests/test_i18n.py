@@ -190,3 +190,36 @@ def test_switcher_posts_every_language_by_its_own_name_with_the_current_page_as_
     ]
     assert [code for code, attributes, _ in buttons if 'aria-current="true"' in attributes] == ["pl"]
     assert '<span class="visually-hidden">Język: </span><span lang="pl">Polski</span>' in html
+
+
+# xgettext (behind makemessages) finds strings by the function's name only: _, gettext_lazy, ngettext, pgettext…
+TRANSLATION_IMPORT = re.compile(r"^from django\.utils\.translation import (.+)$", re.M)
+ALIASES_MAKEMESSAGES_KNOWS = {"_"}
+
+
+def test_translation_functions_are_imported_under_names_makemessages_knows():
+    sources = [
+        path
+        for app in ["affiliates", "tracking", "goals", "reports", "config"]
+        for path in (Path(settings.BASE_DIR) / app).rglob("*.py")
+    ]
+    unknown = [
+        (path.relative_to(settings.BASE_DIR).as_posix(), name)
+        for path in sources
+        for names in TRANSLATION_IMPORT.findall(path.read_text())
+        for name in names.split(",")
+        if " as " in name and name.split(" as ")[1].strip() not in ALIASES_MAKEMESSAGES_KNOWS
+    ]
+    assert unknown == []
+
+
+@pytest.mark.django_db
+def test_postback_setup_page_translates_the_parameter_descriptions_and_click_columns(client, alice):
+    client.force_login(alice.manager)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "pl"
+    slug = alice.program.slug
+    postbacks = client.get(reverse("manage:postback_setup", kwargs={"program_slug": slug})).content.decode()
+    clicks = client.get(reverse("manage:click_list", kwargs={"program_slug": slug})).content.decode()
+    assert "<td>Kwota zamówienia, z kropką jako separatorem dziesiętnym: 49.90.</td>" in postbacks
+    assert "The order amount" not in postbacks
+    assert "<th>Oznaczenia</th>" in clicks

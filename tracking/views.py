@@ -17,8 +17,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from affiliates.listing import Column, headers, paginate
@@ -73,29 +72,29 @@ def status_actions(conversion: Conversion) -> list[str]:
 
 
 CLICK_COLUMNS = [
-    Column(_lazy("Time"), "time"),
-    Column(_lazy("Affiliate"), "affiliate"),
-    Column(_lazy("Offer · link")),
-    Column(_lazy("Sub-IDs")),
-    Column(_lazy("Source"), "source"),
-    Column(_lazy("Country")),
-    Column(_lazy("Flags")),
+    Column(gettext_lazy("Time"), "time"),
+    Column(gettext_lazy("Affiliate"), "affiliate"),
+    Column(gettext_lazy("Offer · link")),
+    Column(gettext_lazy("Sub-IDs")),
+    Column(gettext_lazy("Source"), "source"),
+    Column(gettext_lazy("Country")),
+    Column(gettext_lazy("Flags")),
 ]
 CONVERSION_COLUMNS = [
-    Column(_lazy("Time"), "time"),
-    Column(_lazy("Kind"), "kind"),
-    Column(_lazy("Order")),
-    Column(_lazy("Affiliate"), "affiliate"),
-    Column(_lazy("Amount"), "amount"),
-    Column(_lazy("Commission"), "commission"),
-    Column(_lazy("Status"), "status"),
+    Column(gettext_lazy("Time"), "time"),
+    Column(gettext_lazy("Kind"), "kind"),
+    Column(gettext_lazy("Order")),
+    Column(gettext_lazy("Affiliate"), "affiliate"),
+    Column(gettext_lazy("Amount"), "amount"),
+    Column(gettext_lazy("Commission"), "commission"),
+    Column(gettext_lazy("Status"), "status"),
 ]
 LINK_COLUMNS = [
-    Column(_lazy("Link")),
-    Column(_lazy("Affiliate"), "affiliate"),
-    Column(_lazy("Offer"), "offer"),
-    Column(_lazy("Status"), "status"),
-    Column(_lazy("Created"), "created"),
+    Column(gettext_lazy("Link")),
+    Column(gettext_lazy("Affiliate"), "affiliate"),
+    Column(gettext_lazy("Offer"), "offer"),
+    Column(gettext_lazy("Status"), "status"),
+    Column(gettext_lazy("Created"), "created"),
 ]
 
 
@@ -583,15 +582,15 @@ def conversion_detail(request: HttpRequest, program_slug: str, conversion_id: in
 # Postbacks
 
 POSTBACK_PARAMETERS = [
-    ("token", _lazy("The program's secret token; or send it in the X-Goalpost-Token header (preferred).")),
-    ("click_id", _lazy("The click id your page received in the click-id parameter of the offer.")),
-    ("order_id", _lazy("Your order number; required for sales. The same order is recorded once.")),
-    ("kind", _lazy("sale (default), lead, engagement or cancellation.")),
-    ("amount", _lazy("The order amount, with a dot for decimals: 49.90.")),
-    ("currency", _lazy("ISO 4217 code; the program currency when left out.")),
-    ("customer_id", _lazy("Your customer's id: credits their later purchases and counts renewals.")),
-    ("coupon", _lazy("A coupon code used in the order; credits its affiliate when there is no click id.")),
-    ("status", _lazy("approved, rejected or reversed to change an order posted earlier (refunds).")),
+    ("token", gettext_lazy("The program's secret token; or send it in the X-Goalpost-Token header (preferred).")),
+    ("click_id", gettext_lazy("The click id your page received in the click-id parameter of the offer.")),
+    ("order_id", gettext_lazy("Your order number; required for sales. The same order is recorded once.")),
+    ("kind", gettext_lazy("sale (default), lead, engagement or cancellation.")),
+    ("amount", gettext_lazy("The order amount, with a dot for decimals: 49.90.")),
+    ("currency", gettext_lazy("ISO 4217 code; the program currency when left out.")),
+    ("customer_id", gettext_lazy("Your customer's id: credits their later purchases and counts renewals.")),
+    ("coupon", gettext_lazy("A coupon code used in the order; credits its affiliate when there is no click id.")),
+    ("status", gettext_lazy("approved, rejected or reversed to change an order posted earlier (refunds).")),
 ]
 
 
