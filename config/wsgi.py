@@ -1,7 +1,7 @@
-"""WSGI entry point for gunicorn: the click path (/c/, /i/) in front of Django.
+"""WSGI entry point for gunicorn: the tracking hot paths (/c/, /i/, /postback/) in front of Django.
 
-Clicks skip Django's middleware stack (sessions, CSRF, auth, tenancy), which they do not need: the redirect
-then costs no more than an empty Django view (bench/click.py measures it).
+Clicks and postbacks skip Django's middleware stack (sessions, CSRF, auth, tenancy), which they do not
+need (bench/click.py and bench/postback.py measure them against an empty Django view).
 """
 
 import os
@@ -12,6 +12,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 django_application = get_wsgi_application()
 
-from tracking.clickpath import ClickDispatcher  # noqa: E402  (needs the app registry loaded above)
+from tracking.clickpath import TrackingDispatcher  # noqa: E402  (needs the app registry loaded above)
 
-application = ClickDispatcher(django_application)
+application = TrackingDispatcher(django_application)

@@ -6,6 +6,7 @@ from decimal import Decimal
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django_scopes.forms import SafeModelChoiceField
 
 from affiliates.models import Affiliate, AffiliateStatus, Program, Tier
@@ -78,7 +79,9 @@ def parse_tiers(text: str) -> list[dict]:
             raise ValidationError(_("Write each tier as “progress %: amount”, e.g. “100: 100, 120: 250”."))
         tiers.append({"progress": progress.strip().rstrip("%").strip(), "amount": amount.strip()})
     if len(tiers) > MAX_TIERS:
-        raise ValidationError(_("At most %(count)s tiers.") % {"count": MAX_TIERS})
+        raise ValidationError(
+            ngettext("At most %(count)s tier.", "At most %(count)s tiers.", MAX_TIERS) % {"count": MAX_TIERS}
+        )
     return tiers
 
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from affiliates.listing import Column, headers
@@ -411,7 +412,8 @@ def goal_bulk(request: HttpRequest, program_slug: str, month: date) -> HttpRespo
             except ValidationError as error:
                 add_service_error(form, error)
             else:
-                messages.success(request, _("%(count)s goals set or updated.") % {"count": written})
+                message = ngettext("%(count)s goal set or updated.", "%(count)s goals set or updated.", written)
+                messages.success(request, message % {"count": written})
                 return redirect(board_url(request, month))
     matched = bulk_affiliates(program, month, form.cleaned_data if form.is_valid() else {}).count()
     failed = bool(form.errors) or (lines.is_bound and not lines.is_valid())
@@ -429,7 +431,8 @@ def goal_copy(request: HttpRequest, program_slug: str, month: date) -> HttpRespo
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
             return redirect(url_of(request, "goal_copy", month=month))
-        messages.success(request, _("%(count)s goals copied from last month.") % {"count": created})
+        message = ngettext("%(count)s goal copied from last month.", "%(count)s goals copied from last month.", created)
+        messages.success(request, message % {"count": created})
         return redirect(board_url(request, month))
     source = Goal.objects.filter(
         program=program, month=previous_month(month), affiliate__status=AffiliateStatus.APPROVED
@@ -461,7 +464,10 @@ def goal_suggest(request: HttpRequest, program_slug: str, month: date) -> HttpRe
             except ValidationError as error:
                 add_service_error(accept_form, error)
             else:
-                messages.success(request, _("%(count)s suggested goals accepted.") % {"count": accepted})
+                message = ngettext(
+                    "%(count)s suggested goal accepted.", "%(count)s suggested goals accepted.", accepted
+                )
+                messages.success(request, message % {"count": accepted})
                 return redirect(board_url(request, month))
     form = SuggestionForm(request.GET if "growth" in request.GET else None, initial=SuggestionForm.DEFAULTS)
     choice = form.cleaned_data if form.is_bound and form.is_valid() else SuggestionForm.DEFAULTS

@@ -1,8 +1,9 @@
 """The click redirect /c/<code> and the impression pixel /i/<code>, served before Django's middleware.
 
-config.wsgi puts ``ClickDispatcher`` in front of Django: paths under /c/ and /i/ are answered here from the
-cached link (no SQL when warm) and every other path goes to Django. The Django views at the bottom call the
-same ``serve`` for ``manage.py runserver``, which does not load config.wsgi.
+config.wsgi puts ``TrackingDispatcher`` in front of Django: paths under /c/ and /i/ are answered here from
+the cached link (no SQL when warm), server-to-server postbacks (/postback/<slug>) go straight to their view,
+and every other path goes to Django. The Django views at the bottom call the same ``serve`` for ``manage.py
+runserver``, which does not load config.wsgi (nor does the test client: both go through the URLconf).
 
 The destination always comes from the stored link: nothing in the request can change where a visitor goes,
 only utm_* parameters are passed on and the click id is appended.
@@ -21,14 +22,17 @@ from html import escape
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
+from django.core.handlers.wsgi import WSGIRequest
 from django.db import DatabaseError, close_old_connections, connection
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import translation
 from django.utils.encoding import iri_to_uri
 from django.utils.translation import gettext as _
 
 from tracking.bots import is_bot
 from tracking.clicks import CLICK, IMPRESSION, SUB_COUNT, click_cap_reached, lookup_link, record_event
 from tracking.hashing import client_ip, ip_hash, visitor_hash
+from tracking.postback import postback_view
 from tracking.sources import traffic_source
 
 logger = logging.getLogger(__name__)
@@ -198,16 +202,27 @@ def _close_old_connections() -> None:
         close_old_connections()
 
 
-class ClickDispatcher:
-    """WSGI middleware: /c/ and /i/ are answered by ``serve``; everything else goes to Django."""
+POSTBACK_PATH = re.compile(r"/postback/(?P<slug>[-a-zA-Z0-9_]+)/?")
+
+
+class TrackingDispatcher:
+    """WSGI middleware: /c/ and /i/ are answered by ``serve``, /postback/<slug> by its view without Django's
+    middleware stack (sessions, CSRF, auth, messages, tenancy: a server-to-server call needs none of them;
+    the view authenticates by token and enters the program's scope itself); everything else goes to Django.
+    """
 
     def __init__(self, django_application: Callable) -> None:
         self.django_application = django_application
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path[:3] not in ("/c/", "/i/"):
-            return self.django_application(environ, start_response)
+        if path[:3] in ("/c/", "/i/"):
+            return self._click(environ, start_response, path)
+        if path.startswith("/postback/") and (match := POSTBACK_PATH.fullmatch(path)):
+            return self._postback(environ, start_response, match["slug"])
+        return self.django_application(environ, start_response)
+
+    def _click(self, environ: dict, start_response: Callable, path: str) -> Iterable[bytes]:
         try:
             reply = serve(path[1], path[3:], environ)
         finally:
@@ -217,6 +232,23 @@ class ClickDispatcher:
             headers.append(("Set-Cookie", _cookie_header(reply.cookie)))
         start_response(reply.status_line, headers)
         return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else reply.body]
+
+    def _postback(self, environ: dict, start_response: Callable, slug: str) -> Iterable[bytes]:
+        _close_old_connections()
+        try:
+            request = WSGIRequest(environ)
+            # A worker thread keeps the language of the last page it served: answer in the caller's.
+            with translation.override(translation.get_language_from_request(request)):
+                response = postback_view(request, slug)
+        except Exception:
+            logger.exception("Postback to %s failed.", slug)
+            message = _("Something went wrong; the postback was not recorded. Please retry.")
+            response = JsonResponse({"error": {"code": "server_error", "message": message, "field": None}}, status=500)
+        finally:
+            _close_old_connections()
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
+        return [response.content]
 
 
 def _django_response(reply: Reply) -> HttpResponse:
@@ -230,7 +262,7 @@ def _django_response(reply: Reply) -> HttpResponse:
 
 
 def click_view(request: HttpRequest, code: str) -> HttpResponse:
-    """The click redirect for ``manage.py runserver`` and the test client (gunicorn uses ClickDispatcher)."""
+    """The click redirect for ``manage.py runserver`` and the test client (gunicorn uses TrackingDispatcher)."""
     return _django_response(serve(CLICK, code, request.META))
 
 

@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.db.models import Q
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from affiliates.models import Program
 from tracking.caps import COUNTED_STATUSES
@@ -212,7 +213,8 @@ def paid_renewals(rule: CommissionRule) -> str:
         return _("every renewal")
     if rule.recurring_renewals == 0:
         return _("no renewals")
-    return _("the first %(count)s renewals only") % {"count": rule.recurring_renewals}
+    count = rule.recurring_renewals
+    return ngettext("the first %(count)s renewal only", "the first %(count)s renewals only", count) % {"count": count}
 
 
 def revenue_basis(conversion: Conversion) -> str:

@@ -7,6 +7,7 @@ from decimal import Decimal
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django_scopes.forms import SafeModelChoiceField
 
 from affiliates.models import Affiliate, Program
@@ -470,7 +471,12 @@ class IdListField(forms.Field):
         except (TypeError, ValueError) as error:
             raise ValidationError(_("Choose conversions from the list.")) from error
         if len(ids) > MAX_BULK or any(item < 1 for item in ids):
-            raise ValidationError(_("Choose at most %(count)s conversions at once.") % {"count": MAX_BULK})
+            message = ngettext(
+                "Choose at most %(count)s conversion at once.",
+                "Choose at most %(count)s conversions at once.",
+                MAX_BULK,
+            )
+            raise ValidationError(message % {"count": MAX_BULK})
         return ids
 
 

@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.conf import settings
+from django.contrib.messages import get_messages
 from django.urls import reverse
 from django_scopes import scopes_disabled
 
@@ -36,6 +38,10 @@ def manager(client, alice, bob):
 
 def url(name: str, program, **kwargs) -> str:
     return reverse(f"manage:{name}", kwargs={"program_slug": program.slug, **kwargs})
+
+
+def flashed(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def goals_of(program) -> list[tuple]:
@@ -218,6 +224,7 @@ def test_template_sets_goals_for_every_affiliate_of_a_tier(manager, alice):
     )
 
     assert response.status_code == 302
+    assert flashed(response) == ["4 goals set or updated."]
     assert goals_of(alice.program) == [
         (gold[0].name, APRIL, "clicks", "", Decimal(500)),
         (gold[0].name, APRIL, "conversion_rate", "", Decimal(5)),
@@ -266,6 +273,7 @@ def test_copy_last_month_shows_what_it_copies_then_copies(manager, alice):
 
     assert (page.context["source_goals"], page.context["to_copy"]) == (2, 1)
     assert response["Location"] == "/p/alice/goals/2026-04/"
+    assert flashed(response) == ["1 goal copied from last month."]
     assert goals_of(alice.program) == [
         ("alice partner one", MARCH, "clicks", "", Decimal(300)),
         ("alice partner one", APRIL, "clicks", "", Decimal(300)),
@@ -298,7 +306,31 @@ def test_accepting_suggestions_sets_the_edited_targets(manager, alice):
     )
 
     assert response.status_code == 302
+    assert flashed(response) == ["1 suggested goal accepted."]
     assert goals_of(alice.program) == [("alice partner one", APRIL, "clicks", "", Decimal(250))]
+
+
+@pytest.mark.parametrize(
+    ("language", "count", "message"),
+    [
+        ("pl", 1, "Skopiowano 1 cel z poprzedniego miesiąca."),
+        ("pl", 3, "Skopiowano 3 cele z poprzedniego miesiąca."),
+        ("pl", 5, "Skopiowano 5 celów z poprzedniego miesiąca."),
+        ("ru", 1, "Из прошлого месяца скопирована 1 цель."),
+        ("ru", 3, "Из прошлого месяца скопировано 3 цели."),
+        ("ru", 5, "Из прошлого месяца скопировано 5 целей."),
+        ("sv", 1, "1 mål kopierat från förra månaden."),
+        ("sv", 3, "3 mål kopierade från förra månaden."),
+    ],
+)
+def test_copy_reports_its_count_in_the_plural_form_of_the_language(manager, alice, language, count, message):
+    for kpi in ["clicks", "unique_clicks", "impressions", "conversions", "leads"][:count]:
+        make_goal(alice.affiliate, kpi=kpi, target=Decimal(3), month=MARCH)
+    manager.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+
+    response = manager.post(url("goal_copy", alice.program, month=APRIL))
+
+    assert flashed(response) == [message]
 
 
 @pytest.mark.parametrize(

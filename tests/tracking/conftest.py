@@ -81,11 +81,13 @@ class WsgiResponse:
         return self.header("Location") or ""
 
 
-def wsgi_request(path: str, *, query: str = "", method: str = "GET", https: bool = False, **headers) -> WsgiResponse:
+def wsgi_request(
+    path: str, *, query: str = "", method: str = "GET", https: bool = False, body: bytes = b"", **headers
+) -> WsgiResponse:
     """Send one request to config.wsgi.application (the gunicorn entry point) and collect the answer.
 
     ``path`` is PATH_INFO as a server hands it over (already percent-decoded); headers are WSGI names
-    (HTTP_USER_AGENT=…); REMOTE_ADDR defaults to a documentation address.
+    (HTTP_USER_AGENT=…, CONTENT_TYPE=…); REMOTE_ADDR defaults to a documentation address.
     """
     environ = {
         "REQUEST_METHOD": method,
@@ -99,7 +101,8 @@ def wsgi_request(path: str, *, query: str = "", method: str = "GET", https: bool
         "HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "https" if https else "http",
-        "wsgi.input": io.BytesIO(),
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_LENGTH": str(len(body)),
         "wsgi.errors": io.StringIO(),
         "wsgi.multithread": False,
         "wsgi.multiprocess": False,

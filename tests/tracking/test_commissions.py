@@ -5,10 +5,11 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.utils import translation
 from django_scopes import scopes_disabled
 
 from tracking import services
-from tracking.commissions import explain_commission
+from tracking.commissions import explain_commission, paid_renewals
 from tracking.models import CommissionPlan, CommissionRule, Conversion, CurrencyRate
 
 pytestmark = pytest.mark.django_db
@@ -205,6 +206,25 @@ def test_recurring_rule_pays_the_first_renewals_only(sales):
         "the first 2 renewals only."
     )
     assert renewals[3].commission_rule == rule
+
+
+@pytest.mark.parametrize(
+    ("language", "renewals", "text"),
+    [
+        ("en", 1, "the first 1 renewal only"),
+        ("en", 2, "the first 2 renewals only"),
+        ("pl", 1, "tylko za pierwsze 1 odnowienie"),
+        ("pl", 3, "tylko za pierwsze 3 odnowienia"),
+        ("pl", 5, "tylko za pierwszych 5 odnowień"),
+        ("ru", 21, "оплачивается только 21 первое продление"),
+        ("ru", 3, "оплачиваются только 3 первых продления"),
+        ("ru", 5, "оплачиваются только 5 первых продлений"),
+        ("sv", 2, "endast de första 2 förnyelserna"),
+    ],
+)
+def test_paid_renewals_agree_with_their_number(language, renewals, text):
+    with translation.override(language):
+        assert paid_renewals(CommissionRule(recurring_renewals=renewals)) == text
 
 
 @pytest.mark.parametrize(("renewals", "paid_fourth"), [(None, Decimal("12.00")), (0, Decimal("0"))])

@@ -446,6 +446,7 @@ def test_bulk_action_ignores_ids_of_another_program(client, shop, bob):
         ({"to_status": "approved", "ids": []}, "Tick at least one conversion."),
         ({"to_status": "reversed", "reason": "x"}, "Select a valid choice."),
         ({"to_status": "approved", "ids": ["abc"]}, "Choose conversions from the list."),
+        ({"to_status": "approved", "ids": list(range(1, 502))}, "Choose at most 500 conversions at once."),
     ],
 )
 def test_bulk_action_refuses_bad_input_and_changes_nothing(client, shop, data, message):
@@ -804,6 +805,7 @@ def test_tiered_rule_is_saved_from_readable_lines(client, shop):
         world.affiliate,
     )
     page = body(client.get(url("commission_list", world)))
+    assert "from 0 conversions: €2.50" in page
     assert "from 10 conversions: €4.00" in page
     assert "Affiliate alice partner one" in page
 

@@ -1,0 +1,89 @@
+"""Postbacks through config.wsgi (gunicorn's entry point), which serves them before Django's middleware."""
+
+import json
+from decimal import Decimal
+
+import pytest
+from django.utils import translation
+from django_scopes import scopes_disabled
+
+from tracking.models import Conversion, PostbackAttempt
+
+pytestmark = pytest.mark.django_db
+
+
+def as_json(response) -> dict:
+    return json.loads(response.body)
+
+
+def test_get_postback_is_recorded_without_the_middleware_stack(sales, wsgi_get):
+    click = sales.click()
+    query = f"token={sales.program.postback_token}&click_id={click.click_id}&order_id=A-1&amount=49.90"
+    response = wsgi_get(f"/postback/{sales.program.slug}", query=query)
+    assert response.status == 200
+    assert response.header("Content-Type") == "application/json"
+    assert response.header("X-Content-Type-Options") == "nosniff"
+    assert response.header("Set-Cookie") is None  # no session, no CSRF cookie
+    body = as_json(response)
+    with scopes_disabled():
+        conversion = Conversion.objects.get(program=sales.program)
+        attempt = PostbackAttempt.objects.get(program=sales.program)
+    assert (body["status"], body["conversion_id"]) == ("created", conversion.pk)
+    assert (conversion.order_id, conversion.affiliate, attempt.result) == ("A-1", sales.affiliate, "created")
+
+
+def test_post_json_with_header_token_and_trailing_slash(sales, wsgi_get):
+    click = sales.click()
+    payload = json.dumps({"click_id": str(click.click_id), "order_id": "A-2", "amount": 10.5}).encode()
+    response = wsgi_get(
+        f"/postback/{sales.program.slug}/",
+        method="POST",
+        body=payload,
+        CONTENT_TYPE="application/json",
+        HTTP_X_GOALPOST_TOKEN=sales.program.postback_token,
+    )
+    assert (response.status, as_json(response)["status"]) == (200, "created")
+    with scopes_disabled():
+        assert Conversion.objects.get(program=sales.program).amount == Decimal("10.50")
+
+
+def test_unknown_program_and_wrong_token_answer_json(sales, wsgi_get):
+    missing = wsgi_get("/postback/no-such-program", query="token=x&order_id=A-1")
+    assert (missing.status, as_json(missing)["error"]["code"]) == (404, "not_found")
+    wrong = wsgi_get(f"/postback/{sales.program.slug}", query="token=wrong&order_id=A-1")
+    assert (wrong.status, as_json(wrong)["error"]["field"]) == (401, "token")
+    with scopes_disabled():
+        assert not Conversion.objects.filter(program=sales.program).exists()
+        assert PostbackAttempt.objects.get(program=sales.program).reason == "bad_token"
+
+
+def test_paths_that_are_not_a_postback_go_to_django(sales, wsgi_get):
+    response = wsgi_get(f"/postback/{sales.program.slug}/extra", query=f"token={sales.program.postback_token}")
+    assert response.status == 404
+    assert response.header("Content-Type").startswith("text/html")  # Django's 404, not the postback view
+
+
+def test_errors_are_in_the_callers_language_whatever_the_thread_served_before(sales, wsgi_get):
+    with translation.override("pl"):
+        polish = translation.gettext("The postback token is wrong.")
+    assert polish != "The postback token is wrong."
+    translation.activate("ru")  # what a page in Russian leaves behind in a worker thread
+    try:
+        english = wsgi_get(f"/postback/{sales.program.slug}", query="token=wrong&order_id=A-1")
+        in_polish = wsgi_get(
+            f"/postback/{sales.program.slug}", query="token=wrong&order_id=A-1", HTTP_ACCEPT_LANGUAGE="pl"
+        )
+    finally:
+        translation.deactivate()
+    assert as_json(english)["error"]["message"] == "The postback token is wrong."
+    assert as_json(in_polish)["error"]["message"] == polish
+
+
+def test_an_unexpected_failure_answers_500_json_and_is_logged(sales, wsgi_get, monkeypatch, caplog):
+    def broken(request, program_slug):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("tracking.clickpath.postback_view", broken)
+    response = wsgi_get(f"/postback/{sales.program.slug}", query="token=x")
+    assert (response.status, as_json(response)["error"]["code"]) == (500, "server_error")
+    assert "Postback to" in caplog.text
