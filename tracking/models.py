@@ -166,8 +166,12 @@ class Coupon(models.Model):
 
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="coupons")
     code = models.CharField(_("code"), max_length=64)
-    affiliate = models.ForeignKey(Affiliate, on_delete=models.PROTECT, related_name="coupons", null=True, blank=True)
-    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="coupons", null=True, blank=True)
+    affiliate = models.ForeignKey(
+        Affiliate, on_delete=models.PROTECT, related_name="coupons", null=True, blank=True, verbose_name=_("affiliate")
+    )
+    offer = models.ForeignKey(
+        Offer, on_delete=models.PROTECT, related_name="coupons", null=True, blank=True, verbose_name=_("offer")
+    )
     active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
@@ -306,15 +310,21 @@ class CommissionRule(models.Model):
         TIERED = "tiered", _("Tiered by the affiliate's monthly volume")
 
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
-    plan = models.ForeignKey(CommissionPlan, on_delete=models.CASCADE, related_name="rules")
+    plan = models.ForeignKey(
+        CommissionPlan, on_delete=models.CASCADE, related_name="rules", verbose_name=_("commission plan")
+    )
     kind = models.CharField(_("conversion kind"), max_length=16, choices=ConversionKind.choices)
     rule_type = models.CharField(_("type"), max_length=16, choices=Type.choices)
     amount = models.DecimalField(_("flat amount"), **MONEY, default=Decimal("0"))
     percent = models.DecimalField(_("percentage"), max_digits=6, decimal_places=3, default=Decimal("0"))
     # Tiers: [{"min_conversions": 0, "percent": "5"}, {"min_conversions": 50, "percent": "8"}] (or "amount")
     tiers = models.JSONField(_("tiers"), default=list, blank=True)
-    offer = models.ForeignKey(Offer, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
-    affiliate = models.ForeignKey(Affiliate, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    offer = models.ForeignKey(
+        Offer, on_delete=models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("offer")
+    )
+    affiliate = models.ForeignKey(
+        Affiliate, on_delete=models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("affiliate")
+    )
     # Recurring sales (renewals of one customer): pay the first N renewals; null pays forever; 0 pays none.
     recurring_renewals = models.PositiveIntegerField(_("paid renewals"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -342,8 +352,12 @@ class Cap(models.Model):
         MONTH = "month", _("Month")
 
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
-    offer = models.ForeignKey(Offer, on_delete=models.CASCADE, null=True, blank=True, related_name="caps")
-    affiliate = models.ForeignKey(Affiliate, on_delete=models.CASCADE, null=True, blank=True, related_name="caps")
+    offer = models.ForeignKey(
+        Offer, on_delete=models.CASCADE, null=True, blank=True, related_name="caps", verbose_name=_("offer")
+    )
+    affiliate = models.ForeignKey(
+        Affiliate, on_delete=models.CASCADE, null=True, blank=True, related_name="caps", verbose_name=_("affiliate")
+    )
     metric = models.CharField(_("metric"), max_length=16, choices=Metric.choices)
     period = models.CharField(_("period"), max_length=8, choices=Period.choices)
     limit = models.DecimalField(_("limit"), **MONEY, validators=[MinValueValidator(Decimal("0"))])

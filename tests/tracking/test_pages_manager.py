@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from django.utils.html import escape
 from django_scopes import scopes_disabled
@@ -877,6 +878,22 @@ def test_cap_refuses_bad_input(client, shop, data, message):
     assert message in body(response)
     with scopes_disabled():
         assert not Cap.objects.filter(program=world.program).exists()
+
+
+@pytest.mark.parametrize(
+    ("page", "labels"),
+    [
+        ("cap_create", {"offer": "Oferta", "affiliate": "Partner"}),
+        ("coupon_create", {"affiliate": "Partner", "offer": "Oferta"}),
+        ("rule_create", {"plan": "Plan prowizyjny", "offer": "Oferta", "affiliate": "Partner"}),
+    ],
+)
+def test_offer_affiliate_and_plan_choices_are_labelled_in_the_users_language(client, shop, page, labels):
+    client.force_login(shop["world"].manager)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "pl"
+    html = body(client.get(url(page, shop["world"])))
+    shown = dict(re.findall(r'<label for="id_(\w+)">([^<]*)</label>', html))
+    assert {name: shown[name] for name in labels} == labels
 
 
 def test_coupon_codes_are_unique_regardless_of_case(client, shop):
