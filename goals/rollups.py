@@ -581,33 +581,40 @@ def _refresh_goal_progress(program: Program, keys: list[Key]) -> None:
 
 
 def _process_program(program: Program, limit: int) -> int:
-    """Claim, recompute and clear up to ``limit`` dirty keys of one program, in one transaction."""
+    """Claim, recompute and clear the marks of up to ``limit`` dirty cells of one program, in one transaction."""
     with scope(program=program), transaction.atomic():
         if not _lock_program(program, wait=False):
             return 0  # Another worker is on this program; its next round picks up what is left.
-        claimed = list(
-            StatsDirtyKey.objects.select_for_update(skip_locked=True)
-            .filter(program=program)
-            .order_by("affiliate_id", "day")
-            .values_list("pk", "affiliate_id", "day")[:limit]
-        )
-        if not claimed:
+        marks = StatsDirtyKey.objects.filter(program=program)
+        cells = list(marks.order_by("affiliate_id", "day").values_list("affiliate_id", "day").distinct()[:limit])
+        if not cells:
             return 0
-        keys = [(affiliate_id, day) for _pk, affiliate_id, day in claimed]
-        recompute_days(program=program, keys=keys)
-        # Deleted in the transaction that wrote the rows: a crash before commit leaves every key dirty. An
-        # event that re-marks a claimed key waits for this commit and inserts it again (tracking.dirty). Deleted
-        # before the progress refresh, so a clawback it books marks its cell as a new key, kept for next round.
-        StatsDirtyKey.objects.filter(pk__in=[pk for pk, _affiliate_id, _day in claimed]).delete()
-        _refresh_goal_progress(program, keys)
-    return len(claimed)
+        # Every committed mark of those cells (a burst of writes on one cell is one recompute). Marks of events
+        # still in flight are invisible here, so they stay for the next round (tracking/dirty.py).
+        wanted = set(cells)
+        affiliate_ids = sorted({affiliate_id for affiliate_id, _day in cells})
+        first, last = min(day for _affiliate_id, day in cells), max(day for _affiliate_id, day in cells)
+        claimed = [
+            pk
+            for pk, affiliate_id, day in marks.filter(
+                affiliate_id__in=affiliate_ids, day__gte=first, day__lte=last
+            ).values_list("pk", "affiliate_id", "day")
+            if (affiliate_id, day) in wanted
+        ]
+        recompute_days(program=program, keys=cells)
+        # Deleted in the transaction that wrote the rows: a crash before commit leaves every mark. Deleted by
+        # id, before the progress refresh, so a clawback it books marks its cell anew, kept for next round.
+        for start in range(0, len(claimed), KEYS_PER_STATEMENT):
+            StatsDirtyKey.objects.filter(pk__in=claimed[start : start + KEYS_PER_STATEMENT]).delete()
+        _refresh_goal_progress(program, cells)
+    return len(cells)
 
 
 def process_dirty_keys(*, limit: int | None = None) -> int:
-    """Recompute up to ``limit`` dirty keys per program, for every program with some; returns how many.
+    """Recompute up to ``limit`` dirty cells per program, for every program with some; returns how many cells.
 
-    Keys are claimed with SELECT … FOR UPDATE SKIP LOCKED and deleted in the transaction that upserts their
-    rows, so a crash (or SIGKILL) rolls both back and the keys stay dirty for the next run.
+    A program's marks are read and deleted in the transaction that upserts their cells' rows, under the
+    program's rollup lock, so a crash (or SIGKILL) rolls both back and the marks stay for the next run.
     """
     limit = limit or settings.ROLLUP_BATCH_KEYS
     with scopes_disabled():
@@ -644,7 +651,7 @@ def drain_dirty_keys(*, seconds: float, limit: int | None = None) -> int:
 
 
 def dirty_backlog() -> tuple[int, datetime | None]:
-    """How many keys wait to be recomputed, and when the oldest was marked."""
+    """How many marks wait to be processed (a cell written often has several), and when the oldest was made."""
     with scopes_disabled():
         backlog = StatsDirtyKey.objects.aggregate(count=Count("pk"), oldest=Min("marked_at"))
     return backlog["count"], backlog["oldest"]

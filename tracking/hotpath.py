@@ -7,9 +7,8 @@ round trips (bench/postback.py measures it):
   offer and affiliate, the click-flood count and whether a conversion cap covers the affiliate, and the
   commission rules that could pay the conversion, in one SELECT (LATERAL joins).
 - ``insert_conversion``: the conversion, its audit entry, the postback log entry and the rollups' dirty mark
-  in one INSERT of data-modifying CTEs. Outside a transaction it commits on its own, so the dirty mark's row
-  lock (tracking/dirty.py) is held for one statement, not for a transaction of several round trips. ``ON
-  CONFLICT DO NOTHING`` on the order's unique constraint makes a resent order write nothing.
+  in one INSERT of data-modifying CTEs, which commits on its own outside a transaction. ``ON CONFLICT DO
+  NOTHING`` on the order's unique constraint makes a resent order write nothing.
 
 Only the loading and the writing differ: attribution, commission, fraud flags and status are decided by the
 same Python code in tracking.services, on the same model objects, whichever path loaded them. The general
@@ -278,14 +277,13 @@ def insert_conversion(
         params += values
         selected.append(f"(SELECT id FROM {name})")  # noqa: S608 - a CTE's name
     if keys:
-        rows = sorted(keys)  # the lock order of tracking.dirty.mark_keys_dirty
+        rows = sorted(keys)
         marked_at = connection.ops.adapt_datetimefield_value(conversion.status_changed_at)
         values = ", ".join(["(%s::integer, %s::integer, %s::date, %s::timestamptz)"] * len(rows))
         table = _qn(StatsDirtyKey._meta.db_table)
         ctes.append(
             f"d AS (INSERT INTO {table} (program_id, affiliate_id, day, marked_at) SELECT k.* FROM c, "  # noqa: S608
-            f"(VALUES {values}) AS k (program_id, affiliate_id, day, marked_at) ON CONFLICT "
-            "(program_id, affiliate_id, day) DO UPDATE SET marked_at = excluded.marked_at WHERE false)"
+            f"(VALUES {values}) AS k (program_id, affiliate_id, day, marked_at))"
         )
         for affiliate_id, day in rows:
             params += [conversion.program_id, affiliate_id, day, marked_at]

@@ -531,26 +531,25 @@ class PostbackAttempt(models.Model):
 
 
 class StatsDirtyKey(models.Model):
-    """A (program, affiliate, program-local day) whose DailyStats must be recomputed.
+    """A mark: the (program, affiliate, program-local day) cell whose DailyStats must be recomputed.
 
-    Written by tracking.dirty in the same transaction as the event that changes the cell, deleted by the
-    rollup loop in the transaction that recomputes it (goals.rollups, docs/rollups.md): a lost Celery message
-    or a killed worker delays a recompute, never loses it.
+    Written by tracking.dirty in the same transaction as the event that changes the cell (one row per write),
+    deleted by the rollup loop in the transaction that recomputes the cell (goals.rollups, docs/rollups.md):
+    a lost Celery message or a killed worker delays a recompute, never loses it.
     """
 
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
     affiliate = models.ForeignKey(Affiliate, on_delete=models.CASCADE, related_name="+")
     day = models.DateField(_("day"))
-    marked_at = models.DateTimeField(_("first marked"), default=timezone.now)
+    marked_at = models.DateTimeField(_("marked"), default=timezone.now)
 
     objects = ScopedManager(program="program")
 
     class Meta:
         verbose_name = _("dirty rollup cell")
         verbose_name_plural = _("dirty rollup cells")
-        constraints = [
-            models.UniqueConstraint(fields=["program", "affiliate", "day"], name="stats_dirty_key_unique"),
-        ]
+        # Not unique: one row per write of a cell (tracking/dirty.py says why); the loop coalesces them.
+        indexes = [models.Index(fields=["program", "affiliate", "day"], name="stats_dirty_cell_idx")]
 
     def __str__(self) -> str:
         return f"{self.affiliate_id} {self.day}"

@@ -43,8 +43,6 @@ def base_url(live_server):
     return live_server.url
 
 
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Save test-results/<test name>.png when a test that drives a page fails."""
