@@ -16,6 +16,7 @@ from tracking.clicks import drain_buffer, event_buffer
 from tracking.links import create_link, create_offer
 
 REDIS_CONFIGURED = bool(os.environ.get("REDIS_URL"))
+# Tests of the Redis click buffer carry this next to usefixtures("buffered"): the skip shows at the test.
 needs_redis = pytest.mark.skipif(not REDIS_CONFIGURED, reason="needs Redis: set REDIS_URL")
 
 
@@ -140,9 +141,9 @@ def drain_all(django_capture_on_commit_callbacks):
 
 @pytest.fixture
 def buffered(settings):
-    """Clicks go through the Redis stream (skipped without REDIS_URL)."""
+    """Clicks go through the Redis stream; tests that use it are marked ``needs_redis``."""
     if not REDIS_CONFIGURED:
-        pytest.skip("needs Redis: set REDIS_URL")
+        pytest.fail("this test uses the Redis click buffer: mark it @needs_redis (from tests.tracking.conftest)")
     settings.CLICK_BUFFER = "redis"
     settings.CLICK_BUFFER_URL = settings.REDIS_URL
 

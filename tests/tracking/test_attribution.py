@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django_scopes import scopes_disabled
 
 from tests.factories import AffiliateFactory
+from tests.tracking.conftest import needs_redis
 from tracking import services
 from tracking.models import Click, Conversion, Coupon, CustomerLink
 
@@ -202,6 +203,7 @@ def test_renewal_numbers_count_only_earlier_counted_sales_of_the_customer(sales)
     assert [first.is_new_customer, third.is_new_customer] == [True, False]
 
 
+@needs_redis
 def test_postback_finds_a_click_still_in_the_buffer(client, sales, buffered, wsgi_get):
     response = wsgi_get(f"/c/{sales.tracked.link.code}")
     assert response.status == 302

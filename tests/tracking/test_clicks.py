@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django_scopes import scopes_disabled
 
 from affiliates.models import AffiliateStatus
+from tests.tracking.conftest import needs_redis
 from tracking.clicks import buffered_count, event_buffer, find_click
 from tracking.hashing import ip_hash, visitor_hash
 from tracking.links import set_link_status, update_offer
@@ -399,6 +400,7 @@ def test_click_cap_without_fallback_redirects_normally(alice_link, wsgi_get, dra
 # --- The buffer (Redis) and direct writes --------------------------------------------------------------------
 
 
+@needs_redis
 @pytest.mark.usefixtures("buffered")
 def test_cached_click_does_no_sql(alice_link, wsgi_get, drain_all):
     wsgi_get(f"/c/{alice_link.link.code}")  # warms the link cache
@@ -414,6 +416,7 @@ def test_cached_click_does_no_sql(alice_link, wsgi_get, drain_all):
     assert buffered_count() == 0
 
 
+@needs_redis
 @pytest.mark.usefixtures("buffered")
 def test_click_waits_in_buffer_until_drained(alice_link, wsgi_get, drain_all):
     wsgi_get(f"/c/{alice_link.link.code}")
@@ -424,6 +427,7 @@ def test_click_waits_in_buffer_until_drained(alice_link, wsgi_get, drain_all):
     assert len(clicks_of(alice_link.program)) == 1
 
 
+@needs_redis
 @pytest.mark.usefixtures("buffered")
 def test_drain_twice_or_replayed_entries_store_each_click_once(alice_link, wsgi_get, drain_all):
     for _ in range(3):
@@ -443,6 +447,7 @@ def test_drain_twice_or_replayed_entries_store_each_click_once(alice_link, wsgi_
     assert [click.is_unique for click in clicks] == [True, False, False]
 
 
+@needs_redis
 @pytest.mark.usefixtures("buffered")
 def test_drain_skips_unreadable_entries_and_deleted_links(alice_link, wsgi_get, drain_all):
     wsgi_get(f"/c/{alice_link.link.code}")
@@ -456,6 +461,7 @@ def test_drain_skips_unreadable_entries_and_deleted_links(alice_link, wsgi_get, 
     assert [click.click_id.hex for click in clicks_of(alice_link.program)] == [good["id"]]
 
 
+@needs_redis
 @pytest.mark.usefixtures("buffered")
 def test_find_click_drains_a_click_still_in_the_buffer(alice_link, wsgi_get, django_capture_on_commit_callbacks):
     click_id = wsgi_get(f"/c/{alice_link.link.code}").header("Set-Cookie").split(";")[0].split("=")[1]
