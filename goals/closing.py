@@ -267,8 +267,9 @@ def clawback_month(program: Program, month: date, today: date) -> tuple[date, da
     """Where a clawback of a closed month is booked: the first open month after it, and a day in that month.
 
     The day is today when today falls in that month, else that month's first day (the month is still in its
-    grace period, so it is open and will close with the clawback in it). goals.rollups books DailyStats by
-    the same rule (clawback_day_sql).
+    grace period, so it is open and will close with the clawback in it). Both are stored on the ClawbackEntry;
+    goals.rollups does not work the day out again but subtracts the amount from DailyStats.bonuses on the
+    stored day, and recording the clawback recomputes that cell at once (book_ledger_days).
     """
     booked = next_month(month)
     closed = set(MonthClose.objects.filter(program=program, month__gt=month).values_list("month", flat=True))
