@@ -17,6 +17,7 @@ under row locks, conversions with a customer id (their dirty cells and customer 
 status updates and duplicates. ``TRACKING_SQL_HOT_PATH = False`` in settings turns this module off.
 """
 
+import hashlib
 import operator
 import weakref
 from dataclasses import dataclass
@@ -156,17 +157,32 @@ def _read_sql() -> str:
 
 
 READ_STATEMENT = "goalpost_postback_read"
-_prepared: weakref.WeakSet = weakref.WeakSet()  # the psycopg2 connections that have READ_STATEMENT
+WRITE_STATEMENT = "goalpost_postback_write_"  # + a hash of the statement's shape (attempt or not, cells)
+# Per psycopg2 connection, the statements it has prepared. Prepared statements live as long as the database
+# session, whatever its transactions do; the connection object goes with the session.
+_prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _execute_prepared(cursor, name: str, sql: str, params: list, types: str = "") -> None:
+    """EXECUTE ``sql`` (with $n placeholders) as the prepared statement ``name``, preparing it first on this
+    connection: planning these statements costs PostgreSQL as much as running them (0.7 ms against 0.2 ms
+    for the read). A session pooler that resets sessions between transactions (PgBouncer in transaction
+    mode) drops prepared statements: run with TRACKING_SQL_HOT_PATH = False behind one."""
+    prepared = _prepared.setdefault(connection.connection, set())
+    if name not in prepared:
+        cursor.execute(f"PREPARE {name} {types} AS {sql}")
+        prepared.add(name)
+    cursor.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", params)
+
+
+def _numbered(sql: str) -> str:
+    """``%s`` placeholders as PostgreSQL's $1, $2, … (the SQL has no other % sign)."""
+    parts = sql.split("%s")
+    return "".join(part + (f"${number}" if number < len(parts) else "") for number, part in enumerate(parts, 1))
 
 
 def _execute_read(cursor, params: list) -> None:
-    """EXECUTE the read as a prepared statement: planning the query costs PostgreSQL three times running it.
-    Prepared once per database connection (prepared statements outlive transactions and rollbacks)."""
-    raw = connection.connection
-    if raw not in _prepared:
-        cursor.execute(f"PREPARE {READ_STATEMENT} (text, uuid, text, text[]) AS {_read_sql()}")
-        _prepared.add(raw)
-    cursor.execute(f"EXECUTE {READ_STATEMENT} (%s, %s, %s, %s)", params)
+    _execute_prepared(cursor, READ_STATEMENT, _read_sql(), params, "(text, uuid, text, text[])")
 
 
 def read_postback_context(*, slug: str, click_id: UUID | None, kind: str) -> PostbackContext | None:
@@ -288,8 +304,9 @@ def insert_conversion(
         for affiliate_id, day in rows:
             params += [conversion.program_id, affiliate_id, day, marked_at]
     sql = f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM c"  # noqa: S608 - names from the models
+    name = WRITE_STATEMENT + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:16]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        _execute_prepared(cursor, name, _numbered(sql), params)
         row = cursor.fetchone()
     if row is None:
         return False

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from affiliates.models import AffiliateStatus
+from tracking import hotpath
 from tracking.currency import local_day
 from tracking.hashing import ip_hash
 from tracking.models import (
@@ -199,7 +200,7 @@ def test_hot_path_records_what_the_general_path_records(client, sales, scenario)
         customer = {"customer_id": f"{params['customer_id']}-{name}"} if "customer_id" in params else {}
         with override_settings(TRACKING_SQL_HOT_PATH=hot), CaptureQueriesContext(connection) as queries:
             body = post(client, sales, {**params, **customer}, order_id=f"{name}-1")
-        one_statement = any(query["sql"].startswith("WITH c AS (INSERT") for query in queries.captured_queries)
+        one_statement = any(hotpath.WRITE_STATEMENT in query["sql"] for query in queries.captured_queries)
         assert one_statement == (hot and scenario not in GENERAL_WRITE)
         assert body["status"] == "created", body
         results[name] = (body["conversion_status"], body["reason"], recorded(sales.program, body["conversion_id"]))
@@ -248,6 +249,6 @@ def test_new_conversion_costs_two_statements(client, sales, django_assert_num_qu
         post(client, sales, params, "A-1")
     first, second = (query["sql"] for query in captured.captured_queries)
     assert first.startswith("EXECUTE goalpost_postback_read")  # prepared once per connection (the warm-up)
-    assert second.startswith("WITH c AS (INSERT INTO")
+    assert second.startswith(f"EXECUTE {hotpath.WRITE_STATEMENT}")
     with scopes_disabled():
         assert Click.objects.filter(program=sales.program).count() == 1
