@@ -505,6 +505,16 @@ class ManualConversionForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         help_text=_("In the program's time zone; empty: now."),
     )
+    affiliate = forms.ModelChoiceField(
+        label=_("Affiliate"),
+        queryset=Affiliate.objects.none(),
+        required=False,
+        empty_label=_("Credit by click id, coupon or customer"),
+        help_text=_("The affiliate who made this sale, when you know it; otherwise give a click id or a coupon."),
+    )
+    offer = forms.ModelChoiceField(
+        label=_("Offer"), queryset=Offer.objects.none(), required=False, empty_label=_("No offer")
+    )
     click_id = forms.UUIDField(
         label=_("Click id"),
         required=False,
@@ -527,6 +537,8 @@ class ManualConversionForm(forms.Form):
     def __init__(self, *args, program: Program, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["currency"].initial = program.currency
+        self.fields["affiliate"].queryset = selectors.affiliates_for_choice(program=program, approved_only=True)
+        self.fields["offer"].queryset = selectors.active_offers(program=program)
 
     def clean_currency(self) -> str:
         currency = self.cleaned_data["currency"].strip().upper()
@@ -537,10 +549,17 @@ class ManualConversionForm(forms.Form):
         data = super().clean()
         if data.get("kind") == ConversionKind.SALE and not data.get("order_id"):
             self.add_error("order_id", _("A sale needs an order id."))
-        if not (data.get("click_id") or data.get("coupon") or data.get("customer_id")):
+        if data.get("affiliate") and (data.get("click_id") or data.get("coupon")):
+            self.add_error("affiliate", _("Choose an affiliate or give a click id or coupon, not both."))
+        elif data.get("offer") and not data.get("affiliate"):
+            self.add_error("offer", _("Choose the affiliate too."))
+        elif not (data.get("affiliate") or data.get("click_id") or data.get("coupon") or data.get("customer_id")):
             self.add_error(
                 None,
-                _("Give a click id, a coupon or a customer id so the conversion can be credited to an affiliate."),
+                _(
+                    "Choose an affiliate, or give a click id, a coupon or a customer id, so the conversion "
+                    "can be credited to an affiliate."
+                ),
             )
         return data
 

@@ -405,6 +405,7 @@ class Conversion(models.Model):
         CLICK = "click", _("Click id")
         COUPON = "coupon", _("Coupon")
         CUSTOMER = "customer", _("Returning customer")
+        MANAGER = "manager", _("Chosen by a manager")
         NONE = "none", _("Unattributed")
 
     class Source(models.TextChoices):

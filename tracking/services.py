@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_scopes import scope
 
-from affiliates.models import AffiliateStatus, Program, User
+from affiliates.models import Affiliate, AffiliateStatus, Program, User
 from tracking import attribution, caps, commissions, currency, dirty, fraud, hotpath
 from tracking.hashing import ip_hash as hash_ip
 from tracking.links import tracking_settings
@@ -33,6 +33,7 @@ from tracking.models import (
     ConversionKind,
     ConversionStatus,
     CustomerLink,
+    Offer,
     PostbackAttempt,
     TrackingSettings,
 )
@@ -218,14 +219,20 @@ def record_conversion(
     ip_hash: str = "",
     actor: User | None = None,
     reason: str = "",
+    affiliate: Affiliate | None = None,
+    offer: Offer | None = None,
 ) -> tuple[Conversion, bool]:
     """Record a conversion of ``program`` once; returns ``(conversion, created)``, the existing row for a duplicate.
 
     ``source`` is a ``Conversion.Source``; ``status`` may ask for ``pending`` (default) or ``approved`` for a new
     conversion (fraud flags, caps and the cookie window still decide); ``occurred_at`` (aware) backdates it;
     ``ip_hash`` is the customer's hashed IP (``tracking.hashing.ip_hash``); ``actor`` and ``reason`` go into the
-    audit entry, and manual entries need a reason. Bad input raises a ValidationError naming the field.
+    audit entry, and manual entries need a reason. A manual entry may name the ``affiliate`` (and ``offer``)
+    to credit instead of a click id or coupon. Bad input raises a ValidationError naming the field.
     """
+    credited = _manager_credit(
+        program, source=source, affiliate=affiliate, offer=offer, click_id=click_id, coupon=coupon
+    )
     return _record_conversion(
         program=program,
         source=source,
@@ -241,7 +248,30 @@ def record_conversion(
         ip_hash=ip_hash,
         actor=actor,
         reason=reason,
+        credited=credited,
     )
+
+
+def _manager_credit(
+    program: Program, *, source: str, affiliate: Affiliate | None, offer: Offer | None, click_id, coupon: str
+) -> attribution.Attribution | None:
+    """The credit a manager gives by hand (manual entry naming an affiliate), checked; None when not given."""
+    if affiliate is None:
+        if offer is not None:
+            raise field_error("offer", _("Name the affiliate the offer's conversion is credited to."), "required")
+        return None
+    if source != Conversion.Source.MANUAL:
+        raise field_error("affiliate", _("Only a manager's manual entry names the affiliate."), "not_allowed")
+    if click_id or coupon:
+        raise field_error(
+            "affiliate", _("Give a click id, a coupon or an affiliate, not more than one."), "ambiguous_credit"
+        )
+    # Another program's affiliate or offer is refused like an unknown one (tenancy: nothing is revealed).
+    if affiliate.program_id != program.pk:
+        raise field_error("affiliate", _("Unknown affiliate for this program."), "unknown_affiliate")
+    if offer is not None and offer.program_id != program.pk:
+        raise field_error("offer", _("Unknown offer for this program."), "unknown_offer")
+    return attribution.Attribution(Conversion.Attribution.MANAGER, affiliate.pk, offer=offer)
 
 
 def _record_conversion(
@@ -262,9 +292,11 @@ def _record_conversion(
     reason: str,
     attempt: PostbackAttempt | None = None,
     context: hotpath.PostbackContext | None = None,
+    credited: attribution.Attribution | None = None,
 ) -> tuple[Conversion, bool]:
     """record_conversion, plus the postback's log entry ``attempt``, saved with a new conversion in its
-    transaction (result ``created``), and ``context``, what the postback's single read loaded already."""
+    transaction (result ``created``), ``context``, what the postback's single read loaded already, and
+    ``credited``, the credit a manager gave by hand."""
     with scope(program=program):
         data = clean_conversion_input(
             program=program,
@@ -292,6 +324,7 @@ def _record_conversion(
             reason=reason.strip(),
             attempt=attempt,
             context=context,
+            credited=credited,
         )
 
 
@@ -306,6 +339,7 @@ def _record(
     reason: str,
     attempt: PostbackAttempt | None,
     context: hotpath.PostbackContext | None,
+    credited: attribution.Attribution | None,
 ) -> tuple[Conversion, bool]:
     moment = data.moment
     month = caps.local_period(program, moment, "month")
@@ -315,7 +349,7 @@ def _record(
         if click is None:
             click = attribution.load_click(program=program, settings=settings, click_id=data.click_id)
     customer = attribution.load_customer(program=program, customer_id=data.customer_id, before=moment)
-    credit = attribution.attribute(
+    credit = credited or attribution.attribute(
         program=program, settings=settings, click=click, coupon=data.coupon, customer=customer, moment=moment
     )
     money = currency.convert(program=program, amount=data.amount, currency=data.currency, moment=moment)

@@ -726,6 +726,8 @@ def conversion_create(request: HttpRequest, program_slug: str) -> HttpResponse:
             occurred_at=data["occurred_at"],
             actor=request.user,
             reason=data["reason"],
+            affiliate=data["affiliate"],
+            offer=data["offer"],
         )
         return conversion
 

@@ -273,6 +273,60 @@ def test_manual_entry_needs_a_reason_and_records_who(sales):
     )
 
 
+def test_manual_entry_may_name_the_affiliate_and_offer_to_credit(sales):
+    sales.rule(rule_type="flat", amount=Decimal("12"), offer=sales.tracked.offer)
+    conversion, created = record(
+        sales,
+        source=Conversion.Source.MANUAL,
+        order_id="OFF-1",
+        amount="50",
+        status="approved",
+        actor=sales.world.manager,
+        reason="Phone order",
+        affiliate=sales.affiliate,
+        offer=sales.tracked.offer,
+    )
+    assert created
+    assert (conversion.affiliate, conversion.offer, conversion.attributed_by) == (
+        sales.affiliate,
+        sales.tracked.offer,
+        "manager",
+    )
+    assert (conversion.status, conversion.in_review, conversion.commission) == ("approved", False, Decimal("12.00"))
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "code"),
+    [
+        ({"source": Conversion.Source.POSTBACK}, "affiliate", "not_allowed"),
+        ({"coupon": "FAIR"}, "affiliate", "ambiguous_credit"),
+        ({"affiliate": None, "offer": "own"}, "offer", "required"),
+        ({"affiliate": "bob"}, "affiliate", "unknown_affiliate"),
+        ({"offer": "bob"}, "offer", "unknown_offer"),
+    ],
+)
+def test_a_manager_credit_is_checked_and_nothing_is_saved(sales, bob_sales, fields, field, code):
+    objects = {
+        "affiliate": {"bob": bob_sales.affiliate, None: None},
+        "offer": {"bob": bob_sales.tracked.offer, "own": sales.tracked.offer},
+    }
+    entry = {
+        "source": Conversion.Source.MANUAL,
+        "order_id": "OFF-1",
+        "amount": "50",
+        "actor": sales.world.manager,
+        "reason": "Phone order",
+        "affiliate": sales.affiliate,
+    }
+    for name, value in fields.items():
+        entry[name] = objects[name][value] if name in objects else value
+    with pytest.raises(ValidationError) as excinfo:
+        record(sales, **entry)
+    assert error_of(excinfo) == (field, code)
+    with scopes_disabled():
+        assert not Conversion.objects.filter(program__in=[sales.program, bob_sales.program]).exists()
+
+
 def test_manual_entry_with_a_coupon_can_start_approved(sales):
     with scopes_disabled():
         Coupon.objects.create(program=sales.program, code="FAIR", affiliate=sales.affiliate)

@@ -595,7 +595,9 @@ def test_manual_conversion_is_recorded_with_the_reason_in_its_audit_trail(client
         ({"currency": "USD"}, "No USD → EUR rate for"),
         ({"reason": ""}, "This field is required."),
         ({"order_id": ""}, "A sale needs an order id."),
-        ({"coupon": ""}, "Give a click id, a coupon or a customer id"),
+        ({"coupon": ""}, "Choose an affiliate, or give a click id, a coupon or a customer id"),
+        ({"affiliate": "AFFILIATE", "coupon": "ONE10"}, "Choose an affiliate or give a click id or coupon, not both."),
+        ({"coupon": "", "offer": "OFFER"}, "Choose the affiliate too."),
         ({"click_id": "not-a-uuid"}, "Enter a valid UUID."),
     ],
 )
@@ -612,11 +614,51 @@ def test_manual_conversion_refuses_bad_input_and_saves_nothing(client, shop, cha
         "reason": "Phone order",
         **change,
     }
+    ids = {"AFFILIATE": str(world.affiliate.pk), "OFFER": str(shop["offer"].pk)}
+    data = {name: ids.get(value, value) for name, value in data.items()}
     response = client.post(url("conversion_create", world), data)
     assert response.status_code == 400
     assert message in body(response)
     with scopes_disabled():
         assert not Conversion.objects.filter(program=world.program).exists()
+
+
+def test_manual_conversion_credits_the_affiliate_the_manager_chooses(client, shop, bob):
+    world = shop["world"]
+    client.force_login(world.manager)
+    page = body(client.get(url("conversion_create", world)))
+    assert str(world.other_affiliate) in page
+    assert str(bob.affiliate) not in page  # another program's affiliates are not offered
+    data = {
+        "kind": "sale",
+        "order_id": "OFFLINE-9",
+        "amount": "80.00",
+        "currency": "EUR",
+        "affiliate": world.other_affiliate.pk,
+        "offer": shop["offer"].pk,
+        "status": "approved",
+        "reason": "Phone order the partner passed on",
+    }
+    response = client.post(url("conversion_create", world), data, follow=True)
+    assert "Conversion recorded." in body(response)
+    with scopes_disabled():
+        conversion = Conversion.objects.get(program=world.program, order_id="OFFLINE-9")
+    assert (conversion.affiliate, conversion.offer, conversion.attributed_by, conversion.status) == (
+        world.other_affiliate,
+        shop["offer"],
+        "manager",
+        "approved",
+    )
+    assert conversion.commission == Decimal("8.00")
+
+    # Another program's affiliate id typed into the form is refused like any unknown choice.
+    response = client.post(
+        url("conversion_create", world), {**data, "order_id": "OFFLINE-10", "affiliate": bob.affiliate.pk}
+    )
+    assert response.status_code == 400
+    assert "Select a valid choice." in body(response)
+    with scopes_disabled():
+        assert not Conversion.objects.filter(order_id="OFFLINE-10").exists()
 
 
 # Postbacks
