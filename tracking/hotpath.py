@@ -21,7 +21,7 @@ import hashlib
 import operator
 import weakref
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from uuid import UUID
 
 from django.conf import settings as django_settings
@@ -175,10 +175,12 @@ def _execute_prepared(cursor, name: str, sql: str, params: list, types: str = ""
     cursor.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", params)
 
 
-def _numbered(sql: str) -> str:
-    """``%s`` placeholders as PostgreSQL's $1, $2, … (the SQL has no other % sign)."""
-    parts = sql.split("%s")
-    return "".join(part + (f"${number}" if number < len(parts) else "") for number, part in enumerate(parts, 1))
+@lru_cache(maxsize=64)
+def _prepared_write(sql: str) -> tuple[str, str]:
+    """(statement name, SQL with PostgreSQL's $1, $2, … for ``%s``) of one shape of the write."""
+    parts = sql.split("%s")  # the SQL has no other % sign
+    numbered = "".join(part + (f"${number}" if number < len(parts) else "") for number, part in enumerate(parts, 1))
+    return WRITE_STATEMENT + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:16], numbered
 
 
 def _execute_read(cursor, params: list) -> None:
@@ -304,9 +306,9 @@ def insert_conversion(
         for affiliate_id, day in rows:
             params += [conversion.program_id, affiliate_id, day, marked_at]
     sql = f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM c"  # noqa: S608 - names from the models
-    name = WRITE_STATEMENT + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:16]
+    name, numbered = _prepared_write(sql)
     with connection.cursor() as cursor:
-        _execute_prepared(cursor, name, _numbered(sql), params)
+        _execute_prepared(cursor, name, numbered, params)
         row = cursor.fetchone()
     if row is None:
         return False
