@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import redis
@@ -288,93 +289,114 @@ def record_event(entry: dict, *, timezone_name: str | None = None) -> None:
 
 # --- Storing: one path for the drain and for direct writes --------------------------------------------------
 
-CLICK_FIELDS = (
-    "program_id",
-    "click_id",
-    "link_id",
-    "affiliate_id",
-    "offer_id",
-    "created_at",
-    "sub1",
-    "sub2",
-    "sub3",
-    "sub4",
-    "sub5",
-    "referrer",
-    "user_agent",
-    "ip_hash",
-    "visitor_hash",
-    "country",
-    "source",
-    "is_unique",
-    "is_bot",
-)
-IMPRESSION_FIELDS = ("program_id", "event_id", "link_id", "affiliate_id", "offer_id", "created_at", "is_bot")
+
+class ClickRow(NamedTuple):
+    """A click as it is stored: the drain builds thousands per batch, and COPY takes tuples as they are."""
+
+    program_id: int
+    click_id: uuid.UUID
+    link_id: int
+    affiliate_id: int
+    offer_id: int
+    created_at: datetime
+    sub1: str
+    sub2: str
+    sub3: str
+    sub4: str
+    sub5: str
+    referrer: str
+    user_agent: str
+    ip_hash: str
+    visitor_hash: str
+    country: str
+    source: str
+    is_unique: bool
+    is_bot: bool
+
+
+class ImpressionRow(NamedTuple):
+    """An impression as it is stored."""
+
+    program_id: int
+    event_id: uuid.UUID
+    link_id: int
+    affiliate_id: int
+    offer_id: int
+    created_at: datetime
+    is_bot: bool
+
+
+CLICK_FIELDS = ClickRow._fields
+IMPRESSION_FIELDS = ImpressionRow._fields
+NO_SUBS = ("",) * SUB_COUNT
 
 
 def _moment(microseconds: int) -> datetime:
     return datetime.fromtimestamp(microseconds / 1_000_000, tz=UTC)
 
 
-def _click(entry: dict) -> dict:
-    """A click row (field name -> value) from a buffer entry; rows, not model instances, are cheap in bulk."""
-    subs = [*entry.get("s", ()), *[""] * SUB_COUNT][:SUB_COUNT]
-    return {
-        "program_id": entry["p"],
-        "click_id": uuid.UUID(entry["id"]),
-        "link_id": entry["l"],
-        "affiliate_id": entry["a"],
-        "offer_id": entry["o"],
-        "created_at": _moment(entry["t"]),
-        "sub1": subs[0],
-        "sub2": subs[1],
-        "sub3": subs[2],
-        "sub4": subs[3],
-        "sub5": subs[4],
-        "referrer": entry.get("r", ""),
-        "user_agent": entry.get("u", ""),
-        "ip_hash": entry.get("ih", ""),
-        "visitor_hash": entry.get("vh", ""),
-        "country": entry.get("c", ""),
-        "source": entry.get("src", "direct"),
-        "is_unique": True,
-        "is_bot": bool(entry.get("b")),
-    }
+def _click_row(entry: dict) -> ClickRow:
+    """A click row from a buffer entry; is_unique is decided when it is stored."""
+    get = entry.get
+    subs = (*get("s", ()), *NO_SUBS)
+    return ClickRow(
+        program_id=entry["p"],
+        click_id=uuid.UUID(entry["id"]),
+        link_id=entry["l"],
+        affiliate_id=entry["a"],
+        offer_id=entry["o"],
+        created_at=_moment(entry["t"]),
+        sub1=subs[0],
+        sub2=subs[1],
+        sub3=subs[2],
+        sub4=subs[3],
+        sub5=subs[4],
+        referrer=get("r", ""),
+        user_agent=get("u", ""),
+        ip_hash=get("ih", ""),
+        visitor_hash=get("vh", ""),
+        country=get("c", ""),
+        source=get("src", "direct"),
+        is_unique=True,
+        is_bot=bool(get("b")),
+    )
 
 
-def _impression(entry: dict) -> dict:
-    return {
-        "program_id": entry["p"],
-        "event_id": uuid.UUID(entry["id"]),
-        "link_id": entry["l"],
-        "affiliate_id": entry["a"],
-        "offer_id": entry["o"],
-        "created_at": _moment(entry["t"]),
-        "is_bot": bool(entry.get("b")),
-    }
+def _impression_row(entry: dict) -> ImpressionRow:
+    return ImpressionRow(
+        program_id=entry["p"],
+        event_id=uuid.UUID(entry["id"]),
+        link_id=entry["l"],
+        affiliate_id=entry["a"],
+        offer_id=entry["o"],
+        created_at=_moment(entry["t"]),
+        is_bot=bool(entry.get("b")),
+    )
 
 
 UNIQUE_KEYS_PER_QUERY = 500
 
 
-def mark_unique_clicks(clicks: list[dict], timezones: Mapping[int, str]) -> None:
-    """Set is_unique: the first click of a visitor on a link per program-local day, in the DB or this batch."""
-    if not clicks:
-        return
+def mark_unique_clicks(clicks: list[ClickRow], timezones: Mapping[int, str]) -> list[ClickRow]:
+    """The clicks with is_unique set: the first click of a visitor on a link per program-local day, in the DB or
+    this batch. For direct writes and other databases; the PostgreSQL drain applies the rule in SQL (_copy_clicks).
+    """
     keys = []
     days = {}
     for click in clicks:
-        zone = timezones[click["program_id"]]
-        local_day = click["created_at"].astimezone(ZoneInfo(zone)).date()
+        zone = timezones[click.program_id]
+        local_day = click.created_at.astimezone(ZoneInfo(zone)).date()
         if (zone, local_day) not in days:
-            days[zone, local_day] = period_bounds(Cap.Period.DAY, click["created_at"], zone)[:2]
+            days[zone, local_day] = period_bounds(Cap.Period.DAY, click.created_at, zone)[:2]
         start, end = days[zone, local_day]
-        keys.append((click["link_id"], click["ip_hash"], click["visitor_hash"], start, end))
-    seen = _stored_visitor_days(sorted(set(keys), key=str))
-    for index in sorted(range(len(clicks)), key=lambda index: clicks[index]["created_at"]):
+        keys.append((click.link_id, click.ip_hash, click.visitor_hash, start, end))
+    seen = _stored_visitor_days(sorted(set(keys), key=str)) if keys else set()
+    marked = list(clicks)
+    for index in sorted(range(len(clicks)), key=lambda index: clicks[index].created_at):
         link_id, _ip, visitor, start, _end = keys[index]
-        clicks[index]["is_unique"] = (link_id, visitor, start) not in seen
+        marked[index] = clicks[index]._replace(is_unique=(link_id, visitor, start) not in seen)
         seen.add((link_id, visitor, start))
+    return marked
 
 
 def _stored_visitor_days(keys: list[tuple]) -> set[tuple]:
@@ -406,46 +428,90 @@ def _stored_visitor_days(keys: list[tuple]) -> set[tuple]:
     return found
 
 
-def _copy_value(value) -> str:
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
-
-
-def _copy_insert(model: type[Model], fields: tuple[str, ...], rows: list[dict], conflict: str) -> int:
-    """PostgreSQL: COPY the rows into a session temp table, then INSERT … SELECT … ON CONFLICT DO NOTHING."""
+def _stage(model: type[Model], rows: list[NamedTuple]) -> str:
+    """PostgreSQL: COPY the rows into this session's staging table for ``model`` and return the table's name."""
     table = model._meta.db_table
     stage = f"goalpost_stage_{table}"
-    columns = ", ".join(model._meta.get_field(name).column for name in fields)
+    columns = ", ".join(rows[0]._fields)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    writer.writerows([_copy_value(row[name]) for name in fields] for row in rows)
+    # csv writes str() of each value, which PostgreSQL reads back as the same int, uuid, timestamp and boolean.
+    csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
     buffer.seek(0)
     with connection.cursor() as cursor:
-        # Names come from model metadata, never from input.
+        # A temp table: no WAL, created once per connection, emptied at commit. Names come from code, not input.
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "  # noqa: S608
             f"SELECT {columns} FROM {table} WITH NO DATA"
         )
+        # Already empty after a commit, but a caller's transaction (find_click) may store twice before it commits.
         cursor.execute(f"TRUNCATE {stage}")
         cursor.copy_expert(f"COPY {stage} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+    return stage
+
+
+def _copy_insert(model: type[Model], rows: list[NamedTuple], conflict: str) -> int:
+    """PostgreSQL: stage the rows, then INSERT … SELECT … ON CONFLICT DO NOTHING; returns how many were inserted."""
+    stage = _stage(model, rows)
+    columns = ", ".join(rows[0]._fields)
+    with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} "  # noqa: S608
+            f"INSERT INTO {model._meta.db_table} ({columns}) SELECT {columns} FROM {stage} "  # noqa: S608
             f"ON CONFLICT ({conflict}) DO NOTHING"
         )
         return cursor.rowcount
 
 
-def insert_ignoring_duplicates(model: type[Model], fields: tuple[str, ...], rows: list[dict], conflict: str) -> int:
-    """Insert rows, skipping any whose ``conflict`` key is already stored; returns how many were attempted."""
-    if not rows:
-        return 0
-    if settings.CLICK_DRAIN_METHOD == "copy" and connection.vendor == "postgresql" and len(rows) > 1:
-        return _copy_insert(model, fields, rows, conflict)
-    model.objects.bulk_create([model(**row) for row in rows], batch_size=500, ignore_conflicts=True)
-    return len(rows)
+def _copy_clicks(rows: list[ClickRow], timezones: Mapping[int, str]) -> int:
+    """PostgreSQL: stage the clicks, flag the repeats, and insert them with INSERT … SELECT … ON CONFLICT DO NOTHING.
+
+    mark_unique_clicks's rule in two statements over the staged batch instead of a lookup query per key: a click
+    is unique when no stored click has its (link, visitor, program-local day) and it is the first of its key in
+    the batch by time. A batch read again after a crash finds its own clicks stored, flags them, and ON CONFLICT
+    skips them anyway. Returns how many were inserted.
+    """
+    stage = _stage(Click, rows)
+    table = Click._meta.db_table
+    columns = ", ".join(name for name in CLICK_FIELDS if name != "is_unique")
+    # KeyError for a program without a time zone, as in mark_unique_clicks, rather than a silently dropped click.
+    zones = {program_id: timezones[program_id] for program_id in {row.program_id for row in rows}}
+    zone_params = [value for program_id, name in sorted(zones.items()) for value in (program_id, name)]
+    zone_values = f"(VALUES {', '.join(['(%s::bigint, %s::text)'] * len(zones))}) AS zone (program_id, name)"
+    local_day = f"date_trunc('day', {stage}.created_at AT TIME ZONE zone.name)"
+    with connection.cursor() as cursor:
+        # Its own statement, not a subquery of the INSERT: a subquery scanning tracking_click while the INSERT adds
+        # to it visits every row inserted so far, which on a small table (the planner then prefers a sequential
+        # scan) made the first batch quadratic. One EXISTS per click over the (link, ip_hash, created_at) index;
+        # the day's bounds are its local midnights, as period_bounds computes them.
+        cursor.execute(
+            f"UPDATE {stage} SET is_unique = false FROM {zone_values} "  # noqa: S608
+            f"WHERE zone.program_id = {stage}.program_id AND EXISTS (SELECT 1 FROM {table} AS stored "
+            f"WHERE stored.link_id = {stage}.link_id AND stored.ip_hash = {stage}.ip_hash "
+            f"AND stored.visitor_hash = {stage}.visitor_hash "
+            f"AND stored.created_at >= {local_day} AT TIME ZONE zone.name "
+            f"AND stored.created_at < ({local_day} + interval '1 day') AT TIME ZONE zone.name)",
+            zone_params,
+        )
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}, is_unique) "  # noqa: S608
+            f"SELECT {columns}, is_unique AND row_number() OVER (PARTITION BY link_id, visitor_hash, {local_day} "
+            f"ORDER BY created_at, click_id) = 1 FROM {stage} JOIN {zone_values} USING (program_id) "
+            "ON CONFLICT (click_id) DO NOTHING",
+            zone_params,
+        )
+        return cursor.rowcount
+
+
+def _copying(rows: list) -> bool:
+    """Whether rows go in through COPY (PostgreSQL, more than one row) rather than bulk_create."""
+    return settings.CLICK_DRAIN_METHOD == "copy" and connection.vendor == "postgresql" and len(rows) > 1
+
+
+def insert_ignoring_duplicates(model: type[Model], rows: list[NamedTuple], conflict: str) -> None:
+    """Insert rows (named after the model's columns), skipping any whose ``conflict`` key is already stored."""
+    if _copying(rows):
+        _copy_insert(model, rows, conflict)
+    elif rows:
+        model.objects.bulk_create([model(**row._asdict()) for row in rows], batch_size=500, ignore_conflicts=True)
 
 
 def store_events(entries: list[dict], *, timezones: Mapping[int, str] | None = None, checked: bool = False) -> int:
@@ -462,14 +528,17 @@ def store_events(entries: list[dict], *, timezones: Mapping[int, str] | None = N
         program_ids = {entry["p"] for entry in entries}
         if not timezones or not program_ids <= timezones.keys():
             timezones = dict(Program.objects.filter(pk__in=program_ids).values_list("pk", "timezone"))
-        clicks = [_click(entry) for entry in entries if entry["k"] == CLICK]
-        impressions = [_impression(entry) for entry in entries if entry["k"] == IMPRESSION]
-        mark_unique_clicks(clicks, timezones)
-        insert_ignoring_duplicates(Click, CLICK_FIELDS, clicks, "click_id")
-        insert_ignoring_duplicates(Impression, IMPRESSION_FIELDS, impressions, "event_id")
+        clicks = [_click_row(entry) for entry in entries if entry["k"] == CLICK]
+        impressions = [_impression_row(entry) for entry in entries if entry["k"] == IMPRESSION]
+        if _copying(clicks):
+            _copy_clicks(clicks, timezones)
+        else:
+            clicks = mark_unique_clicks(clicks, timezones)
+            insert_ignoring_duplicates(Click, clicks, "click_id")
+        insert_ignoring_duplicates(Impression, impressions, "event_id")
         # In the same transaction, last: the rollups' record of cells to recompute commits with the events.
         mark_events_dirty(
-            events=[(row["program_id"], row["affiliate_id"], row["created_at"]) for row in (*clicks, *impressions)],
+            events=[(row.program_id, row.affiliate_id, row.created_at) for row in (*clicks, *impressions)],
             timezones=timezones,
         )
     return len(clicks) + len(impressions)
@@ -501,13 +570,20 @@ def _parse(raw_entries: list) -> list[dict]:
     return entries
 
 
-def _forget_after_commit(buffer: EventBuffer, entry_ids: list[bytes]) -> None:
+def _forget_after_commit(buffer: EventBuffer, last_id: bytes) -> None:
+    """Once the rows commit, delete the drained entries: the stream's entries up to and including ``last_id``."""
+    milliseconds, sequence = last_id.split(b"-")
+    # XTRIM MINID deletes what is older than its id, so the id just past the batch's last one. Every entry up to
+    # last_id was read by this drain (it starts at the stream's beginning, and XADD only appends), so one trim
+    # deletes exactly what XDEL of each id would, without sending thousands of ids.
+    after_last = f"{int(milliseconds)}-{int(sequence) + 1}"
+
     def forget() -> None:
         try:
-            buffer.drain_client.xdel(buffer.stream, *entry_ids)
+            buffer.drain_client.xtrim(buffer.stream, minid=after_last, approximate=False)
         except RedisError:
             # Harmless: the next drain reads these entries again and ON CONFLICT skips them.
-            logger.warning("Could not delete %d drained entries from the click buffer.", len(entry_ids))
+            logger.warning("Could not delete drained entries up to %s from the click buffer.", last_id)
 
     # Inside a caller's transaction (find_click from a conversion service) the entries must stay in Redis
     # until the rows are committed: a rollback would otherwise lose them.
@@ -545,10 +621,10 @@ def drain_buffer(*, limit: int = 1_000_000, wait: float = 0) -> int:
             if not batch:
                 break
             store_events(_parse(batch))
-            entry_ids = [entry_id for entry_id, _fields in batch]
-            _forget_after_commit(buffer, entry_ids)
+            last_id = batch[-1][0]
+            _forget_after_commit(buffer, last_id)
             drained += len(batch)
-            start = b"(" + entry_ids[-1]
+            start = b"(" + last_id
             if len(batch) < count:
                 break
     except RedisError as error:
