@@ -5,9 +5,11 @@
 One gunicorn configuration (production settings, gthread, one worker per CPU, access log on) serves three
 runs in turn: a Django view that only returns a 302 (through the whole middleware stack, as any page), the
 click redirect with the Redis buffer, and the click redirect writing each click to PostgreSQL. wrk drives
-each with 32 connections (a Python load generator if wrk is not installed). After each run the buffer is
-drained and the stored clicks are compared with the 302s gunicorn logged. Targets (issue 4): the click at
->= 0.6x the bare view's throughput, p99 <= 25 ms, 0 SQL queries per cached click, stored == served.
+each with 32 connections (a Python load generator if wrk is not installed). The three runs alternate for
+BENCH_ROUNDS rounds (default 3) and the table shows each one's median, so a slow minute of a shared machine
+does not land on one side of a ratio only; the ratio of every round is printed too. After each run the
+buffer is drained and the stored clicks are compared with the 302s gunicorn logged. Targets (issue 4): the
+click at >= 0.6x the bare view's throughput, p99 <= 25 ms, 0 SQL queries per cached click, stored == served.
 """
 
 import contextlib
@@ -17,6 +19,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +40,7 @@ from bench.django_bench.common import (  # noqa: E402  (after the path fix above
 )
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = 32
 WARM_UP_REQUESTS = 200
 WORKERS = os.cpu_count() or 1
@@ -197,6 +201,19 @@ def queries_per_click(code: str, buffer: str) -> float:
     return len(queries.captured_queries) / 100
 
 
+def median_result(measured: list[dict]) -> dict:
+    """Median rate and latencies of a run's rounds; 302s served and clicks stored are summed."""
+    stored = [run["stored"] for run in measured]
+    return {
+        "rps": statistics.median(run["rps"] for run in measured),
+        "p50": statistics.median(run["p50"] for run in measured),
+        "p99": statistics.median(run["p99"] for run in measured),
+        "served": sum(run["served"] for run in measured),
+        "stored": None if stored[0] is None else sum(stored),
+        "errors": any(run["errors"] for run in measured),
+    }
+
+
 def main() -> None:
     env = set_up_django()
     code = bench_link().code
@@ -208,28 +225,38 @@ def main() -> None:
         ("/c/ Redis buffer", f"/c/{code}", "redis"),
         ("/c/ CLICK_BUFFER=database", f"/c/{code}", "database"),
     ]
-    results = {}
-    for name, path, buffer in runs:
-        truncate_events()
-        forget_buffer()
-        with tempfile.TemporaryDirectory() as folder:
-            access_log = Path(folder) / "access.log"
-            with gunicorn({**env, "CLICK_BUFFER": buffer}, access_log) as port:
-                statuses = {get(port, path) for _ in range(WARM_UP_REQUESTS)}
-                assert statuses == {302}, statuses
-                result = load(port, path)
-            served = served_302s(access_log)
-        drain_everything()
-        result.update(served=served, stored=stored_clicks() if path.startswith("/c/") else None)
-        results[name] = result
+    rounds: dict[str, list[dict]] = {name: [] for name, _path, _buffer in runs}
+    for _round in range(ROUNDS):
+        for name, path, buffer in runs:
+            truncate_events()
+            forget_buffer()
+            with tempfile.TemporaryDirectory() as folder:
+                access_log = Path(folder) / "access.log"
+                with gunicorn({**env, "CLICK_BUFFER": buffer}, access_log) as port:
+                    statuses = {get(port, path) for _ in range(WARM_UP_REQUESTS)}
+                    assert statuses == {302}, statuses
+                    result = load(port, path)
+                served = served_302s(access_log)
+            drain_everything()
+            result.update(served=served, stored=stored_clicks() if path.startswith("/c/") else None)
+            rounds[name].append(result)
 
+    results = {name: median_result(measured) for name, measured in rounds.items()}
     bare = results["bare Django 302 view"]["rps"]
+    print(f"medians of {ROUNDS} rounds; 302s and stored clicks are sums")
     print(f"{'':28} {'req/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'302s':>8} {'stored':>8}")
     for name, result in results.items():
         stored = "-" if result["stored"] is None else result["stored"]
         print(
             f"{name:28} {result['rps']:8.0f} {result['rps'] / bare:5.2f}x {result['p50']:7.2f} {result['p99']:7.2f}"
             f" {result['served']:8} {stored!s:>8}" + ("  (errors)" if result["errors"] else "")
+        )
+    for name, measured in rounds.items():
+        ratios = [run["rps"] / base["rps"] for run, base in zip(measured, rounds["bare Django 302 view"], strict=True)]
+        p99s = [run["p99"] for run in measured]
+        print(
+            f"{name:28} ratio by round: {' '.join(f'{ratio:.2f}x' for ratio in ratios)};"
+            f" p99 by round: {' '.join(f'{p99:.1f}' for p99 in p99s)} ms"
         )
     for name in ("/c/ Redis buffer", "/c/ CLICK_BUFFER=database"):
         lost = results[name]["served"] - results[name]["stored"]

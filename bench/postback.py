@@ -5,7 +5,8 @@
 One gunicorn configuration (production settings, gthread, one worker per CPU, bench/django_bench's URLconf:
 the product routes plus /bare/<code>) serves two runs in turn: the bare view that only answers 302, then
 GET /postback/<slug> with a new order id on every request (a click-attributed sale with a revenue-share rule:
-the common case), 32 connections each, driven by wrk (a Python load generator if wrk is not installed).
+the common case), 32 connections each, driven by wrk (a Python load generator if wrk is not installed),
+alternated for BENCH_ROUNDS rounds (default 3); the table shows medians and every round's ratio.
 Every postback must answer 200 "created", and the conversions stored must equal the postbacks served.
 Then, in this process, handle_postback is called directly under CaptureQueriesContext to count the SQL
 statements of one new conversion. Targets (issue 4): >= 0.3x the bare view, <= 3 queries per conversion.
@@ -13,10 +14,12 @@ statements of one new conversion. Targets (issue 4): >= 0.3x the bare view, <= 3
 
 import contextlib
 import http.client
+import io
 import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,9 +35,12 @@ from bench.click import THREADS, WORKERS, gunicorn  # noqa: E402  (after the pat
 from bench.django_bench.common import bench_link, machine, set_up_django  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+BARE, POSTBACK = "bare Django 302 view", "postback, new order each"
 CONNECTIONS = 32
 CLICKS = 500  # postbacks spread over this many clicks (one hour old: no fast-conversion flag)
 QUERY_SAMPLE = 50
+CPU_SAMPLE = 500
 WARM_UP_REQUESTS = 100
 
 
@@ -217,29 +223,64 @@ def queries_per_conversion(program, clicks: list[str]) -> tuple[float, list[str]
     return total / QUERY_SAMPLE, [" ".join(query["sql"].split())[:100] for query in captured]
 
 
-def cpu_per_request(program, link, clicks: list[str]) -> tuple[float, float]:
-    """CPU milliseconds of this process per request through Django's test client (no server, no network):
-    the bare view and a new postback. Independent of other load on the machine, unlike req/s."""
-    from django.test import Client
+def cpu_per_request(program, link, clicks: list[str]) -> tuple[float, float, float]:
+    """CPU milliseconds of this process per request through config.wsgi.application, as gunicorn calls it (no
+    server, no network): the bare view and a new postback; and PostgreSQL's CPU per postback (its backend's
+    utime + stime from /proc, over 1,000 postbacks). Independent of other load on the machine, unlike req/s."""
+    from django.db import connection
 
-    client = Client()
+    from config.wsgi import application
+
+    def call(path: str, query: str) -> str:
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": "127.0.0.1",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(),
+            "wsgi.errors": io.StringIO(),
+        }
+        answer = []
+        b"".join(application(environ, lambda status, headers, exc_info=None: answer.append(status)))
+        return answer[0]
 
     def bare(number: int) -> None:
-        client.get(f"/bare/{link.code}")
+        assert call(f"/bare/{link.code}", "").startswith("302")
 
     def postback(number: int) -> None:
-        params = {"token": program.postback_token, "click_id": clicks[number % len(clicks)], "amount": "49.90"}
-        response = client.get(f"/postback/{program.slug}", {**params, "order_id": f"cpu-{uuid.uuid4().hex}"})
-        assert response.status_code == 200, response.content
+        query = urlencode(
+            {
+                "token": program.postback_token,
+                "click_id": clicks[number % len(clicks)],
+                "amount": "49.90",
+                "order_id": f"cpu-{uuid.uuid4().hex}",
+            }
+        )
+        assert call(f"/postback/{program.slug}", query).startswith("200")
+
+    def backend_seconds(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     figures = []
     for send in (bare, postback):
         send(0)
         started = time.process_time()
-        for number in range(QUERY_SAMPLE):
+        for number in range(CPU_SAMPLE):
             send(number)
-        figures.append((time.process_time() - started) / QUERY_SAMPLE * 1000)
-    return figures[0], figures[1]
+        figures.append((time.process_time() - started) / CPU_SAMPLE * 1000)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    started, count = backend_seconds(pid), 1000
+    for number in range(count):
+        postback(number)
+    return figures[0], figures[1], (backend_seconds(pid) - started) / count * 1000
 
 
 def main() -> None:
@@ -251,7 +292,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"gunicorn: {WORKERS} workers x {THREADS} threads (gthread); load: {load.__name__[10:]}, {CONNECTIONS} conns")
     postback_prefix = f"/postback/{program.slug}?" + urlencode({"token": token, "amount": "49.90"})
-    results = {}
+    rounds: dict[str, list[dict]] = {BARE: [], POSTBACK: []}
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         port = stack.enter_context(gunicorn(env, folder / "access.log"))
@@ -259,21 +300,26 @@ def main() -> None:
             assert get(port, f"/bare/{link.code}")[0] == 302
             status, body = get(port, f"{postback_prefix}&click_id={clicks[0]}&order_id=warm-{uuid.uuid4().hex}")
             assert (status, json.loads(body)["status"]) == (200, "created"), body
-        results["bare Django 302 view"] = load(port, f"/bare/{link.code}", None)
         before = stored_counts()
-        results["postback, new order each"] = load(port, postback_prefix, clicks)
+        for _round in range(ROUNDS):  # alternated, so a slow minute of a shared machine hits both sides
+            rounds[BARE].append(load(port, f"/bare/{link.code}", None))
+            rounds[POSTBACK].append(load(port, postback_prefix, clicks))
         after = stored_counts()
-    bare = results["bare Django 302 view"]["rps"]
+    results = {name: statistics.median(run["rps"] for run in measured) for name, measured in rounds.items()}
+    bare = results[BARE]
+    print(f"medians of {ROUNDS} alternated rounds")
     print(f"{'':28} {'req/s':>8} {'ratio':>6}")
-    for name, result in results.items():
-        errors = f"  ({result['errors']})" if result["errors"] else ""
-        print(f"{name:28} {result['rps']:8.0f} {result['rps'] / bare:5.2f}x{errors}")
+    for name, rps in results.items():
+        errors = "; ".join(run["errors"] for run in rounds[name] if run["errors"])
+        print(f"{name:28} {rps:8.0f} {rps / bare:5.2f}x" + (f"  ({errors})" if errors else ""))
+    ratios = [run["rps"] / base["rps"] for run, base in zip(rounds[POSTBACK], rounds[BARE], strict=True)]
+    print(f"{POSTBACK:28} ratio by round: {' '.join(f'{ratio:.2f}x' for ratio in ratios)}")
     conversions, created, attempts = (a - b for a, b in zip(after, before, strict=True))
     print(f"postbacks answered: {attempts}, 'created': {created}, conversions stored: {conversions}")
-    bare_cpu, postback_cpu = cpu_per_request(program, link, clicks)
+    bare_cpu, postback_cpu, database_cpu = cpu_per_request(program, link, clicks)
     print(
-        f"CPU per request in this process (test client): bare {bare_cpu:.2f} ms, postback {postback_cpu:.2f} ms"
-        f" ({bare_cpu / postback_cpu:.2f}x)"
+        f"CPU per request in this process (config.wsgi, no server): bare {bare_cpu:.2f} ms, postback"
+        f" {postback_cpu:.2f} ms ({bare_cpu / postback_cpu:.2f}x); PostgreSQL per postback {database_cpu:.2f} ms"
     )
     per_conversion, statements = queries_per_conversion(program, clicks)
     print(f"SQL queries per new conversion (one request, BEGIN/COMMIT not counted): {per_conversion:.2f}")
