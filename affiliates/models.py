@@ -5,6 +5,7 @@ import secrets
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
+from django.db.models import F
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -187,7 +188,13 @@ class Affiliate(models.Model):
             models.UniqueConstraint(fields=["program", "email"], name="affiliate_program_email_unique"),
             models.UniqueConstraint(fields=["program", "user"], name="affiliate_program_user_unique"),
         ]
-        indexes = [models.Index(fields=["program", "status", "name"], name="affiliate_list_idx")]
+        indexes = [
+            models.Index(fields=["program", "status", "name"], name="affiliate_list_idx"),
+            # The goal board sorts by case-insensitive name (and pk), all affiliates or one tier: a page of 50 is
+            # read in index order instead of sorting the whole program.
+            models.Index(F("program"), Lower("name"), F("id"), name="affiliate_name_idx"),
+            models.Index(F("program"), F("tier"), Lower("name"), F("id"), name="affiliate_tier_name_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -6,7 +6,7 @@ every listed affiliate) is a request of its own that the page makes after its ro
 board, and so is a live poll. Pages are rendered in-process through
 Django's test client (middleware, tenancy, templates and all) against PostgreSQL when DATABASE_URL is set,
 else a scratch SQLite file. Data is generated with bulk_create (affiliates, goals, GoalProgress) once per
-size and reused by later runs.
+size and reused by later runs; PostgreSQL's statistics are refreshed (ANALYZE) before measuring.
 
     .venv/bin/python bench/board.py
 """
@@ -66,6 +66,7 @@ def program_of_size(size: int):
         manager, _created = User.objects.get_or_create(email=f"manager@{slug}.test", defaults={"name": "Bench"})
         Membership.objects.get_or_create(program=program, user=manager, defaults={"role": Role.MANAGER})
         if Goal.objects.filter(program=program, month=month).count() == size * len(GOALS):
+            analyze()
             return program, manager, month
         Goal.objects.filter(program=program).delete()
         Affiliate.objects.filter(program=program).delete()
@@ -116,7 +117,21 @@ def program_of_size(size: int):
             ],
             batch_size=1000,
         )
+    analyze()
     return program, manager, month
+
+
+def analyze() -> None:
+    """Give PostgreSQL's planner the statistics autovacuum would gather after a bulk load.
+
+    Without them it guesses one row per table and picks plans for tiny tables: a goal-column sort then ran for
+    minutes. (This machine's PostgreSQL runs with autovacuum off.)
+    """
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE affiliates_affiliate, goals_goal, goals_goalprogress")
 
 
 def measure(client, url: str, params: dict, headers: dict | None = None) -> tuple[list[float], int, int]:

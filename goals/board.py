@@ -14,6 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -50,7 +51,22 @@ TIER_RANK = Case(
     output_field=IntegerField(),
 )
 KPI_ORDER = {kpi.name: index for index, kpi in enumerate(GOAL_KPIS)}
-# What a board cell shows of a goal and its progress; a page reads 150 of each, and SQLite decodes every decimal.
+# The month's distinct KPIs, one index probe each: each step asks for the smallest KPI after the previous one.
+MONTH_KPIS_SQL = f"""
+    WITH RECURSIVE kpis(kpi) AS (
+        SELECT MIN(kpi) FROM {Goal._meta.db_table} WHERE program_id = %(program)s AND month = %(month)s
+        UNION ALL
+        SELECT (
+            SELECT MIN(kpi) FROM {Goal._meta.db_table}
+            WHERE program_id = %(program)s AND month = %(month)s AND kpi > kpis.kpi
+        ) FROM kpis WHERE kpi IS NOT NULL
+    )
+    SELECT kpi FROM kpis WHERE kpi IS NOT NULL
+"""  # noqa: S608 - the table name comes from the model, values are parameters
+# What a row shows of its affiliate; the sort carries every column of 10,000 affiliates through PostgreSQL's sort.
+ROW_FIELDS = ("program_id", "name", "status", "tier")
+PAGE_PROGRESS = "progress_in_program"  # a goal's progress, joined on the program too (see _goals_by_affiliate)
+# What a board cell shows of a goal (its progress comes whole); a page reads 150, and SQLite decodes every decimal.
 CELL_FIELDS = (
     "program_id",
     "affiliate_id",
@@ -62,20 +78,6 @@ CELL_FIELDS = (
     "manual_value",
     "manual_note",
     "manual_confirmed",
-    *(
-        f"progress__{name}"
-        for name in (
-            "value_provisional",
-            "value_confirmed",
-            "progress_provisional",
-            "progress_confirmed",
-            "expected_now",
-            "projection",
-            "status",
-            "status_confirmed",
-            "updated_at",
-        )
-    ),
 )
 
 
@@ -136,6 +138,7 @@ class BoardCell:
 class BoardRow:
     affiliate: Affiliate
     cells: list[BoardCell]
+    tier_label: str = ""  # get_tier_display() translated once per page, not once per row
 
 
 @dataclass(frozen=True)
@@ -181,9 +184,20 @@ def board_columns(*, program: Program, month: date, kpi: str = "") -> list[Board
     """The month's goal columns in registry order, manual activities last; only ``kpi``'s when filtered."""
     if kpi:
         return [BoardColumn(kpi)]
-    # order_by(): the model's default ordering would add its columns to the DISTINCT.
-    keys = set(Goal.objects.filter(program=program, month=month).order_by().values_list("kpi", flat=True).distinct())
+    keys = _month_kpis(program, month)
     return [BoardColumn(key) for key in sorted(keys, key=lambda key: (KPI_ORDER.get(key, len(KPI_ORDER)), key))]
+
+
+def _month_kpis(program: Program, month: date) -> list[str]:
+    """The distinct KPIs of the month's goals, one probe of goal_board_idx each (a "loose index scan").
+
+    A DISTINCT reads every goal of the month (30,000 at 10,000 affiliates) and neither database skips through an
+    index on its own, so each step asks for the smallest KPI after the previous one. Plain SQL because the ORM has
+    no recursive queries; the program is a condition of every step.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(MONTH_KPIS_SQL, {"program": program.pk, "month": connection.ops.adapt_datefield_value(month)})
+        return [kpi for (kpi,) in cursor.fetchall()]
 
 
 def _goals_of_row(program: Program, month: date) -> QuerySet[Goal]:
@@ -259,16 +273,12 @@ def sorted_affiliates(
         expression = F("sort_value")
     else:
         # At most one goal per affiliate, month and KPI (the goal's unique key): a LEFT JOIN, which databases run
-        # far faster over 10,000 affiliates than a subquery per row.
+        # far faster over 10,000 affiliates than a subquery per row. Its condition is goal_board_idx, so the goal is
+        # found in the index alone; a KPI name other than "manual" already means a measured goal (set_goal's kind).
         affiliates = affiliates.annotate(
             sort_goal=FilteredRelation(
                 "goals",
-                condition=Q(
-                    goals__program=program,
-                    goals__month=month,
-                    goals__kind=GoalKind.KPI,
-                    goals__kpi=key.removeprefix(GOAL_SORT_PREFIX),
-                ),
+                condition=Q(goals__program=program, goals__month=month, goals__kpi=key.removeprefix(GOAL_SORT_PREFIX)),
             )
         )
         expression = F("sort_goal__progress__progress_provisional")
@@ -301,11 +311,17 @@ def _goals_by_affiliate(program: Program, month: date, affiliate_ids: list[int])
     if affiliate_ids:
         goals = (
             Goal.objects.filter(program=program, month=month, affiliate_id__in=affiliate_ids)
-            .select_related("progress")
+            # The program in the join as well: PostgreSQL then looks the page's 150 progress rows up by goal rather
+            # than hashing every progress row of the program, which it prefers while a month is all it holds
+            # (0.7 ms against 6 at 10,000 affiliates).
+            .annotate(**{PAGE_PROGRESS: FilteredRelation("progress", condition=Q(progress__program=program))})
+            .select_related(PAGE_PROGRESS)
             .only(*CELL_FIELDS)
             .order_by("kind", "kpi", "label")
         )
         for goal in goals:
+            # Where cells read it (goal.progress) without another query; None for a goal without progress yet.
+            Goal.progress.related.set_cached_value(goal, getattr(goal, PAGE_PROGRESS, None))
             grouped[goal.affiliate_id].append(goal)
     return grouped
 
@@ -316,7 +332,13 @@ def board_rows(
     """Rows for a page of affiliates, their goals and stored progress read in one query."""
     affiliates = list(affiliates)
     goals = _goals_by_affiliate(program, month, [affiliate.pk for affiliate in affiliates])
-    return [BoardRow(affiliate, _cells(affiliate.pk, columns, goals[affiliate.pk])) for affiliate in affiliates]
+    tiers = {tier: str(label) for tier, label in Tier.choices}
+    return [
+        BoardRow(
+            affiliate, _cells(affiliate.pk, columns, goals[affiliate.pk]), tiers.get(affiliate.tier, affiliate.tier)
+        )
+        for affiliate in affiliates
+    ]
 
 
 def changed_cells(

@@ -171,7 +171,10 @@ class Goal(models.Model):
             # Setting the same goal again updates it; a manual goal is distinguished by its label.
             models.UniqueConstraint(fields=["program", "affiliate", "month", "kpi", "label"], name="goal_key"),
         ]
-        indexes = [models.Index(fields=["program", "month"], name="goal_month_idx")]
+        indexes = [
+            # A month's goals; by KPI for the board's columns and goal-column sort (a KPI's goal per affiliate).
+            models.Index(fields=["program", "month", "kpi", "affiliate"], name="goal_board_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.affiliate_id} {self.month:%Y-%m} {self.label or self.kpi} ≥ {self.target}"

@@ -195,7 +195,8 @@ def goal_board(request: HttpRequest, program_slug: str, month: date) -> HttpResp
     totals over every listed affiliate, loaded after the rows), and polls with ``since`` that get only the
     cells whose progress changed since then (or 204)."""
     program, started = request.program, timezone.now()
-    filters = BoardFilterForm(request.GET).filters()
+    form = BoardFilterForm(request.GET)
+    filters = form.filters()
     columns = board.board_columns(program=program, month=month, kpi=filters.kpi)
     context = {
         "filters": filters,
@@ -223,13 +224,13 @@ def goal_board(request: HttpRequest, program_slug: str, month: date) -> HttpResp
         return render(request, "goals/board.html#live", context)
     listed = board.filtered_affiliates(program=program, month=month, filters=filters)
     ordered = board.sorted_affiliates(listed, program=program, month=month, sort=filters.sort, columns=columns)
-    page = Paginator(ordered, board.BOARD_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(ordered.only(*board.ROW_FIELDS), board.BOARD_PAGE_SIZE).get_page(request.GET.get("page"))
     context |= {
         "page": page,
         "page_ids": ",".join(str(affiliate.pk) for affiliate in page),
         "rows": board.board_rows(program=program, month=month, affiliates=page, columns=columns),
         "headers": board_headers(columns, filters.sort),
-        "form": BoardFilterForm(request.GET),
+        "form": form,
         **month_context(request, month),
     }
     response = render(request, "goals/board.html#board" if request.htmx else "goals/board.html", context)
