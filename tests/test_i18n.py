@@ -1,11 +1,15 @@
 """Translations for Polish, Russian and Swedish users: complete, faithful to their placeholders, compiled, served."""
 
+import io
+import os
 import re
+import shutil
 from pathlib import Path
 
 import polib
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.urls import reverse
 from django.utils import translation
 
@@ -190,6 +194,85 @@ def test_switcher_posts_every_language_by_its_own_name_with_the_current_page_as_
     ]
     assert [code for code, attributes, _ in buttons if 'aria-current="true"' in attributes] == ["pl"]
     assert '<span class="visually-hidden">Język: </span><span lang="pl">Polski</span>' in html
+
+
+# What `make messages` passes as --ignore; makemessages also skips hidden folders (.git, .venv…) by itself.
+MAKEMESSAGES_IGNORE = [".venv", "node_modules", "staticfiles"]
+# Git-ignored output folders (.gitignore): no source in them, only files that would slow the copy down.
+NOT_SOURCE = {"__pycache__", "build", "sent_emails", "test-results"}
+GETTEXT_PROGRAMS = ["xgettext", "msguniq", "msgmerge", "msgattrib"]
+
+
+def copy_translatable_sources(target: Path) -> None:
+    """The files makemessages reads (.py, .html, .txt), at the same relative paths under ``target``.
+
+    makemessages turns each template into a .py file next to it while it runs: in a copy, nothing is written
+    into the working tree (or the real catalogs) while other tests or people use it.
+    """
+    base = Path(settings.BASE_DIR)
+    for directory, subdirectories, files in os.walk(base):
+        subdirectories[:] = [
+            name
+            for name in subdirectories
+            if not name.startswith(".")
+            and name not in MAKEMESSAGES_IGNORE
+            and name not in NOT_SOURCE
+            and not name.endswith(".egg-info")
+        ]
+        for name in files:
+            if name.endswith((".py", ".html", ".txt")):
+                source = Path(directory, name)
+                destination = target / source.relative_to(base)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, destination)
+
+
+def message_keys(catalog) -> set[tuple[str | None, str, str]]:
+    return {(entry.msgctxt, entry.msgid, entry.msgid_plural) for entry in catalog if not entry.obsolete}
+
+
+def test_catalogs_hold_exactly_the_strings_the_code_marks(tmp_path, monkeypatch, settings):
+    """`make messages` run now would neither add nor drop an entry: every marked string is in each catalog.
+
+    Runs Django's makemessages (xgettext) over a copy of the sources into an empty locale folder, as the Makefile
+    does, and compares its msgids with the committed catalogs. A string added to the code without `make messages`
+    is served in English to every user; an entry whose string left the code is dead weight to translate.
+    """
+    absent = [program for program in GETTEXT_PROGRAMS if shutil.which(program) is None]
+    if absent:
+        pytest.fail(
+            f"GNU gettext is not installed ({', '.join(absent)} not found), so the strings marked for translation "
+            "cannot be extracted and compared with the catalogs. Install it: apt-get install gettext.",
+            pytrace=False,
+        )
+    sources = tmp_path / "sources"
+    copy_translatable_sources(sources)
+    (sources / "locale").mkdir()
+    settings.LOCALE_PATHS = [str(sources / "locale")]
+    monkeypatch.chdir(sources)
+    call_command(
+        "makemessages",
+        locale=["pl"],
+        ignore_patterns=MAKEMESSAGES_IGNORE,
+        add_location="file",
+        no_obsolete=True,
+        verbosity=0,
+        stdout=io.StringIO(),
+    )
+    marked = message_keys(polib.pofile(str(sources / "locale" / "pl" / "LC_MESSAGES" / "django.po")))
+    assert len(marked) > 100  # the extraction saw the project, not an empty folder
+
+    problems = []
+    for language in TRANSLATED:
+        committed = message_keys(source_catalog(language))
+        problems += [f"{language}: missing {msgid!r}" for _, msgid, _ in sorted(marked - committed, key=str)]
+        problems += [f"{language}: no longer marked {msgid!r}" for _, msgid, _ in sorted(committed - marked, key=str)]
+    if problems:
+        pytest.fail(
+            "The catalogs do not match the strings the code marks; run `make messages`, translate the new entries "
+            "and commit the .po and .mo files:\n" + "\n".join(problems),
+            pytrace=False,
+        )
 
 
 # xgettext (behind makemessages) finds strings by the function's name only: _, gettext_lazy, ngettext, pgettext…
