@@ -28,6 +28,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import translation
 from django.utils.encoding import iri_to_uri
 from django.utils.translation import gettext as _
+from django.utils.translation.trans_real import parse_accept_lang_header
 
 from tracking.bots import is_bot
 from tracking.clicks import CLICK, IMPRESSION, SUB_COUNT, click_cap_reached, lookup_link, record_event
@@ -72,8 +73,20 @@ def _page(status: int, message: str) -> Reply:
     return Reply(status, "text/html; charset=utf-8", body, [NO_STORE])
 
 
-def not_found() -> Reply:
-    return _page(404, _("This link does not exist or is no longer active."))
+def not_found(meta: Mapping[str, str]) -> Reply:
+    with translation.override(visitor_language(meta)):
+        return _page(404, _("This link does not exist or is no longer active."))
+
+
+def visitor_language(meta: Mapping[str, str]) -> str:
+    """The first language of the caller's Accept-Language that Goalpost speaks, else the default. Only error
+    pages and answers ask: a worker thread keeps whatever language the last page it served activated."""
+    for code, _quality in parse_accept_lang_header(meta.get("HTTP_ACCEPT_LANGUAGE", "")):
+        if code == "*":
+            break
+        with contextlib.suppress(LookupError):
+            return translation.get_supported_language_variant(code)
+    return settings.LANGUAGE_CODE
 
 
 def _text(meta: Mapping[str, str], name: str, length: int) -> str:
@@ -132,14 +145,15 @@ def serve(kind: str, code: str, meta: Mapping[str, str]) -> Reply:
         return Reply(405, headers=[("Allow", "GET, HEAD")])
     code = code.rstrip("/")
     if not CODE_PATTERN.fullmatch(code):
-        return not_found()  # Checked before the cache: random junk never reaches Redis or the database.
+        return not_found(meta)  # Checked before the cache: random junk never reaches Redis or the database.
     try:
         link, extras = lookup_link(code)
     except DatabaseError:
         logger.exception("Link %s could not be loaded.", code)
-        return _page(503, _("Please try again in a moment."))
+        with translation.override(visitor_language(meta)):
+            return _page(503, _("Please try again in a moment."))
     if link is None or not link.active:
-        return not_found()
+        return not_found(meta)
 
     now = time.time_ns() // 1000
     user_agent = _text(meta, "HTTP_USER_AGENT", USER_AGENT_LENGTH)
@@ -235,17 +249,17 @@ class TrackingDispatcher:
 
     def _postback(self, environ: dict, start_response: Callable, slug: str) -> Iterable[bytes]:
         _close_old_connections()
-        try:
-            request = WSGIRequest(environ)
-            # A worker thread keeps the language of the last page it served: answer in the caller's.
-            with translation.override(translation.get_language_from_request(request)):
-                response = postback_view(request, slug)
-        except Exception:
-            logger.exception("Postback to %s failed.", slug)
-            message = _("Something went wrong; the postback was not recorded. Please retry.")
-            response = JsonResponse({"error": {"code": "server_error", "message": message, "field": None}}, status=500)
-        finally:
-            _close_old_connections()
+        # Answers in the caller's language: a worker thread keeps the language of the last page it served.
+        with translation.override(visitor_language(environ)):
+            try:
+                response = postback_view(WSGIRequest(environ), slug)
+            except Exception:
+                logger.exception("Postback to %s failed.", slug)
+                message = _("Something went wrong; the postback was not recorded. Please retry.")
+                error = {"code": "server_error", "message": message, "field": None}
+                response = JsonResponse({"error": error}, status=500)
+            finally:
+                _close_old_connections()
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
         return [response.content]

@@ -84,6 +84,25 @@ def test_an_unexpected_failure_answers_500_json_and_is_logged(sales, wsgi_get, m
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr("tracking.clickpath.postback_view", broken)
-    response = wsgi_get(f"/postback/{sales.program.slug}", query="token=x")
+    response = wsgi_get(f"/postback/{sales.program.slug}", query="token=x", HTTP_ACCEPT_LANGUAGE="sv, en;q=0.5")
     assert (response.status, as_json(response)["error"]["code"]) == (500, "server_error")
+    with translation.override("sv"):
+        swedish = translation.gettext("Something went wrong; the postback was not recorded. Please retry.")
+    assert swedish != "Something went wrong; the postback was not recorded. Please retry."
+    assert as_json(response)["error"]["message"] == swedish
     assert "Postback to" in caplog.text
+
+
+def test_a_visitor_on_a_dead_link_reads_the_page_in_their_language(wsgi_get):
+    with translation.override("ru"):
+        russian = translation.gettext("This link does not exist or is no longer active.")
+    translation.activate("pl")  # what a page in Polish leaves behind in a worker thread
+    try:
+        response = wsgi_get("/c/NoSuchCode1", HTTP_ACCEPT_LANGUAGE="ru-RU,ru;q=0.9,en;q=0.5")
+        english = wsgi_get("/c/NoSuchCode1", HTTP_ACCEPT_LANGUAGE="de-DE")
+    finally:
+        translation.deactivate()
+    assert response.status == english.status == 404
+    assert russian != "This link does not exist or is no longer active."
+    assert russian in response.body.decode()
+    assert "This link does not exist or is no longer active." in english.body.decode()
