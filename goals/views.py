@@ -20,8 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.formats import date_format
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from affiliates.listing import Column, headers
@@ -80,8 +80,17 @@ def current_month(program) -> date:
     return month_start(local_date(program, timezone.now()))
 
 
+# Languages whose month names are common nouns, written in lower case inside a sentence ("Cele na listopad
+# 2026"); Django's YEAR_MONTH_FORMAT gives the standalone, capitalised form ("Listopad 2026").
+LOWER_CASE_MONTHS = frozenset({"pl", "ru", "sv"})
+
+
 def month_label(month: date) -> str:
-    return date_format(month, "YEAR_MONTH_FORMAT")
+    """The month and year as they read inside a sentence in the active language ("Goals for November 2026")."""
+    label = date_format(month, "YEAR_MONTH_FORMAT")
+    if (get_language() or "").split("-")[0] in LOWER_CASE_MONTHS:
+        return label[:1].lower() + label[1:]
+    return label
 
 
 def url_of(request: HttpRequest, name: str, **kwargs) -> str:

@@ -306,3 +306,17 @@ def test_postback_setup_page_translates_the_parameter_descriptions_and_click_col
     assert "<td>Kwota zamówienia, z kropką jako separatorem dziesiętnym: 49.90.</td>" in postbacks
     assert "The order amount" not in postbacks
     assert "<th>Oznaczenia</th>" in clicks
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("language", "heading"),
+    [("en", "Goals for November 2026"), ("pl", "Cele na listopad 2026"), ("ru", "Цели на ноябрь 2026")],
+)
+def test_the_month_reads_as_part_of_the_sentence(client, alice, language, heading):
+    # Django's month-and-year format is the standalone form ("Listopad 2026"); inside a sentence Polish and
+    # Russian write the month in lower case.
+    client.force_login(alice.manager)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    response = client.get(reverse("manage:goal_board", kwargs={"program_slug": alice.program.slug, "month": "2026-11"}))
+    assert heading in h1(response)
