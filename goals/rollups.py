@@ -26,7 +26,7 @@ from django.db.models import Count, Min
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
-from affiliates.models import Affiliate, Program
+from affiliates.models import Program
 from goals.models import BonusEntry, ClawbackEntry, DailyStats, FeeEntry, JobRun
 from goals.periods import day_start, local_now, month_start, next_month
 from tracking.models import (
@@ -86,6 +86,7 @@ MONEY_COUNTERS = frozenset(
 CENT = Decimal("0.01")
 # Cells per statement: keeps one statement's parameters under SQLite's limit (32,766) with room to spare.
 KEYS_PER_STATEMENT = 5000
+REFRESH_LISTED_AFFILIATES = 500  # a goal-progress refresh for more affiliates than this refreshes the month
 WHOLE_DAY_KEYS = 1000  # more dirty cells than this on one day: recompute the whole day (see Scope)
 # pg_advisory_xact_lock(class, program): one DailyStats writer per program at a time (see _lock_program).
 LOCK_CLASS = 571_001
@@ -161,7 +162,13 @@ class _Statement:
         return self.value(connection.ops.adapt_datefield_value(day))
 
     def local_day(self, column: str) -> str:
-        """SQL for the program-local calendar day of a UTC timestamp column (Django's own per-dialect cast)."""
+        """SQL for the program-local calendar day of a UTC timestamp column (Django's own per-dialect cast).
+
+        Callers bound the same column with ``in_scope_at``, so in a scope of one day every row falls on that
+        day: the day is then a constant, not a time-zone conversion per row (a rebuild runs day by day)."""
+        first, end = self.scope.days
+        if end - first == timedelta(days=1):
+            return self.day(first)
         sql, params = connection.ops.datetime_cast_date_sql(column, (), self.program.timezone)
         return sql % tuple(self.value(param) for param in params)
 
@@ -577,7 +584,9 @@ def _refresh_goal_progress(program: Program, keys: list[Key]) -> None:
         if month_start(day) < this_month:
             affiliates_by_month[this_month].add(affiliate_id)
     for month, affiliate_ids in sorted(affiliates_by_month.items()):
-        refresh_goal_progress(program=program, month=month, affiliate_ids=sorted(affiliate_ids))
+        # Past a few hundred affiliates, reading the month's goals whole beats sending their ids along.
+        listed = sorted(affiliate_ids) if len(affiliate_ids) <= REFRESH_LISTED_AFFILIATES else None
+        refresh_goal_progress(program=program, month=month, affiliate_ids=listed)
 
 
 def _process_program(program: Program, limit: int) -> int:
@@ -585,29 +594,43 @@ def _process_program(program: Program, limit: int) -> int:
     with scope(program=program), transaction.atomic():
         if not _lock_program(program, wait=False):
             return 0  # Another worker is on this program; its next round picks up what is left.
-        marks = StatsDirtyKey.objects.filter(program=program)
-        cells = list(marks.order_by("affiliate_id", "day").values_list("affiliate_id", "day").distinct()[:limit])
+        cells, claimed = _claim_marks(program, limit)
         if not cells:
             return 0
-        # Every committed mark of those cells (a burst of writes on one cell is one recompute). Marks of events
-        # still in flight are invisible here, so they stay for the next round (tracking/dirty.py).
-        wanted = set(cells)
-        affiliate_ids = sorted({affiliate_id for affiliate_id, _day in cells})
-        first, last = min(day for _affiliate_id, day in cells), max(day for _affiliate_id, day in cells)
-        claimed = [
-            pk
-            for pk, affiliate_id, day in marks.filter(
-                affiliate_id__in=affiliate_ids, day__gte=first, day__lte=last
-            ).values_list("pk", "affiliate_id", "day")
-            if (affiliate_id, day) in wanted
-        ]
         recompute_days(program=program, keys=cells)
         # Deleted in the transaction that wrote the rows: a crash before commit leaves every mark. Deleted by
         # id, before the progress refresh, so a clawback it books marks its cell anew, kept for next round.
-        for start in range(0, len(claimed), KEYS_PER_STATEMENT):
-            StatsDirtyKey.objects.filter(pk__in=claimed[start : start + KEYS_PER_STATEMENT]).delete()
+        _delete_marks(claimed)
         _refresh_goal_progress(program, cells)
     return len(cells)
+
+
+def _claim_marks(program: Program, limit: int) -> tuple[list[Key], list[int]]:
+    """Up to ``limit`` marked cells of the program and the ids of all their marks, in one statement.
+
+    Every committed mark of those cells comes along (a burst of writes on one cell is one recompute); marks
+    of events still in flight are invisible here, so they stay for the next round (tracking/dirty.py).
+    """
+    table = _table(StatsDirtyKey)
+    sql = (
+        f"WITH cells AS (SELECT DISTINCT affiliate_id, day FROM {table} WHERE program_id = %s "
+        f"ORDER BY affiliate_id, day LIMIT %s) SELECT m.id, m.affiliate_id, m.day FROM {table} m "
+        "JOIN cells ON cells.affiliate_id = m.affiliate_id AND cells.day = m.day WHERE m.program_id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [program.pk, limit, program.pk])
+        rows = cursor.fetchall()
+    cells = sorted({(affiliate_id, _as_date(day)) for _pk, affiliate_id, day in rows})
+    return cells, [pk for pk, _affiliate_id, _day in rows]
+
+
+def _delete_marks(ids: list[int]) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # one array parameter, however many marks
+            cursor.execute(f"DELETE FROM {_table(StatsDirtyKey)} WHERE id = ANY(%s)", [ids])
+        return
+    for start in range(0, len(ids), KEYS_PER_STATEMENT):
+        StatsDirtyKey.objects.filter(pk__in=ids[start : start + KEYS_PER_STATEMENT]).delete()
 
 
 def process_dirty_keys(*, limit: int | None = None) -> int:
@@ -711,16 +734,21 @@ def rebuild_stats(
 
 
 def _refresh_months(program: Program, first: date, end: date) -> None:
-    with scope(program=program):
-        affiliate_ids = list(Affiliate.objects.filter(program=program).values_list("pk", flat=True))
-    keys = []
-    month = first
+    """After a rebuild: refresh every goal of the rebuilt months, and of this month (LTV and churn look back)."""
+    refresh_goal_progress = _goal_progress_refresher()
+    if refresh_goal_progress is None:
+        return
+    months, month = set(), first
     while month < end:
-        keys.extend((affiliate_id, month) for affiliate_id in affiliate_ids)
+        months.add(month)
         month = next_month(month)
-    if keys:
-        with scope(program=program), transaction.atomic():
-            _refresh_goal_progress(program, keys)
+    this_month = month_start(local_now(program).date())
+    if any(month < this_month for month in months):
+        months.add(this_month)
+    with scope(program=program), transaction.atomic():
+        for month in sorted(months):
+            # Every goal of the month: no list of the program's affiliates to send along.
+            refresh_goal_progress(program=program, month=month)
 
 
 @contextmanager
