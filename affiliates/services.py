@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.signing import BadSignature, SignatureExpired, TimestampSigner
 from django.db import IntegrityError, transaction
@@ -123,6 +124,20 @@ def apply_as_affiliate(
     return affiliate
 
 
+# Bumped whenever an affiliate's status changes. Whatever caches something a status decides (the click
+# path's links: a suspended affiliate's link must stop redirecting) reads it along and reloads on a change;
+# this app cannot reach into theirs (imports flow affiliates <- tracking).
+STATUS_GENERATION_KEY = "affiliates:status-generation"
+
+
+def status_generation_changed() -> None:
+    try:
+        cache.incr(STATUS_GENERATION_KEY)
+    except ValueError:  # not set yet, or evicted
+        # A number no cached entry can hold yet, even after an eviction: the time in milliseconds.
+        cache.set(STATUS_GENERATION_KEY, int(timezone.now().timestamp() * 1000), None)
+
+
 def change_affiliate_status(
     *, program: Program, affiliate: Affiliate, to_status: str, reason: str = "", changed_by: User | None
 ) -> AffiliateStatusChange:
@@ -159,6 +174,7 @@ def change_affiliate_status(
         send_affiliate_status_email_task.delay_on_commit(
             program_id=program.pk, affiliate_id=current.pk, status_change_id=change.pk
         )
+        transaction.on_commit(status_generation_changed)
     affiliate.status = to_status
     affiliate.status_reason = reason
     return change

@@ -40,6 +40,7 @@ from redis.exceptions import LockError, RedisError
 from redis.retry import Retry
 
 from affiliates.models import AffiliateStatus, Program
+from affiliates.services import STATUS_GENERATION_KEY
 from tracking.dirty import mark_events_dirty
 from tracking.links import LINK_CACHE_PREFIX, CachedLink, load_link
 from tracking.models import Cap, Click, Impression, Link, Offer
@@ -144,12 +145,16 @@ def lookup_link(code: str) -> tuple[CachedLink | None, LinkExtras | None]:
     buffer = event_buffer()
     if buffer is not None and not buffer.available:
         return link_from_database(code)
-    keys = [LINK_CACHE_PREFIX + code, EXTRAS_CACHE_PREFIX + code]
+    keys = [LINK_CACHE_PREFIX + code, EXTRAS_CACHE_PREFIX + code, STATUS_GENERATION_KEY]
     try:
         found = _cached(keys, buffer)
-        data = found.get(keys[0])
-        # Not cached yet: load_link reads the database and caches; {} is a cached "no such code".
-        link = load_link(code) if data is None else (CachedLink(**data) if data else None)
+        data, generation = found.get(keys[0]), found.get(keys[2]) or 0
+        if data is None or (data and data.get("status_generation", 0) != generation):
+            # Not cached yet, or an affiliate's status changed since (a suspended affiliate's link must stop):
+            # load_link reads the database and caches. {} is a cached "no such code".
+            link = load_link(code, status_generation=generation)
+        else:
+            link = CachedLink(**data) if data else None
         if link is None or not link.active:
             return link, None
         extras = found.get(keys[1])

@@ -105,16 +105,20 @@ class CachedLink:
     cookie_days: int
     fallback_url: str
     active: bool
+    # affiliates.services.STATUS_GENERATION_KEY when this was read: a different one means an affiliate's
+    # status changed since, and ``active`` may be stale.
+    status_generation: int = 0
 
 
-def load_link(code: str) -> CachedLink | None:
-    """The redirect's view of a link, from the cache or the database; None for unknown codes."""
-    key = LINK_CACHE_PREFIX + code
-    cached = cache.get(key)
-    if cached is not None:
-        return CachedLink(**cached) if cached else None
+def load_link(code: str, *, status_generation: int = 0) -> CachedLink | None:
+    """The redirect's view of a link, read from the database and cached; None for unknown codes.
+
+    ``status_generation`` is the affiliates' status generation the caller read before calling, stored with
+    the link so that a later status change makes the click path read it again (tracking.clicks.lookup_link).
+    """
     from django_scopes import scopes_disabled
 
+    key = LINK_CACHE_PREFIX + code
     # The code is the only key a click carries: the program is learned from the link itself.
     with scopes_disabled():
         link = Link.objects.select_related("offer", "affiliate").filter(code=code).first()
@@ -137,6 +141,7 @@ def load_link(code: str) -> CachedLink | None:
             and offer.status == Offer.Status.ACTIVE
             and link.affiliate.status == AffiliateStatus.APPROVED
         ),
+        status_generation=status_generation,
     )
     cache.set(key, asdict(data), LINK_CACHE_SECONDS)
     return data

@@ -508,3 +508,29 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_a_suspended_affiliates_link_stops_redirecting_at_once(
+    alice_link, wsgi_get, django_capture_on_commit_callbacks
+):
+    from django_scopes import scope
+
+    from affiliates.services import change_affiliate_status
+
+    world, code = alice_link.world, alice_link.link.code
+
+    def change(to_status: str, reason: str) -> None:
+        with scope(program=world.program), django_capture_on_commit_callbacks(execute=True):
+            change_affiliate_status(
+                program=world.program,
+                affiliate=world.affiliate,
+                to_status=to_status,
+                reason=reason,
+                changed_by=world.manager,
+            )
+
+    assert wsgi_get(f"/c/{code}").status == 302  # the link is now cached
+    change("suspended", "Cookie stuffing")
+    assert wsgi_get(f"/c/{code}").status == 404
+    change("approved", "Cleared")
+    assert wsgi_get(f"/c/{code}").status == 302
