@@ -273,15 +273,25 @@ def sorted_affiliates(
         expression = F("sort_value")
     else:
         # At most one goal per affiliate, month and KPI (the goal's unique key): a LEFT JOIN, which databases run
-        # far faster over 10,000 affiliates than a subquery per row. Its condition is goal_board_idx, so the goal is
-        # found in the index alone; a KPI name other than "manual" already means a measured goal (set_goal's kind).
+        # far faster over 10,000 affiliates than a subquery per row. Its progress is read from progress_board_idx
+        # (program, month, KPI), a third of the progress rows and from the index alone, where the goal alone left
+        # PostgreSQL hashing every progress row of the program. A KPI name other than "manual" already means a
+        # measured goal (set_goal's kind).
+        kpi = key.removeprefix(GOAL_SORT_PREFIX)
         affiliates = affiliates.annotate(
             sort_goal=FilteredRelation(
-                "goals",
-                condition=Q(goals__program=program, goals__month=month, goals__kpi=key.removeprefix(GOAL_SORT_PREFIX)),
-            )
+                "goals", condition=Q(goals__program=program, goals__month=month, goals__kpi=kpi)
+            ),
+            sort_progress=FilteredRelation(
+                "sort_goal__progress",
+                condition=Q(
+                    sort_goal__progress__program=program,
+                    sort_goal__progress__month=month,
+                    sort_goal__progress__kpi=kpi,
+                ),
+            ),
         )
-        expression = F("sort_goal__progress__progress_provisional")
+        expression = F("sort_progress__progress_provisional")
     ordered = expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
     return affiliates.order_by(ordered, Lower("name"), "pk")
 

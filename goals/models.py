@@ -193,6 +193,10 @@ class GoalProgress(models.Model):
 
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
     goal = models.OneToOneField(Goal, on_delete=models.CASCADE, related_name="progress")
+    # The goal's month and KPI, which never change for a goal: copied here so the board's goal-column sort reads
+    # one KPI's progress from progress_board_idx rather than every progress row of the program.
+    month = models.DateField(_("month"))
+    kpi = models.CharField(_("KPI"), max_length=32)
     value_provisional = models.DecimalField(**VALUE, null=True, blank=True)  # None: undefined ratio
     value_confirmed = models.DecimalField(**VALUE, null=True, blank=True)
     progress_provisional = models.DecimalField(**VALUE, null=True, blank=True)  # percent of target
@@ -211,6 +215,11 @@ class GoalProgress(models.Model):
     class Meta:
         verbose_name = _("goal progress")
         verbose_name_plural = _("goal progress")
+        indexes = [
+            # A goal column's sort: a KPI's progress in order, with the goal to join back to its affiliate.
+            # The goal is a key column rather than INCLUDEd: SQLite has no covering columns (check W040).
+            models.Index(fields=["program", "month", "kpi", "progress_provisional", "goal"], name="progress_board_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.goal_id}: {self.status}"

@@ -172,7 +172,17 @@ def write_progress(
         old, new = stored_progress(goal), states[goal.pk]
         if old is not None and (old.final or (not new.differs_from(old) and not final)):
             continue
-        changed.append(GoalProgress(program=program, goal=goal, final=final, updated_at=timezone.now(), **asdict(new)))
+        changed.append(
+            GoalProgress(
+                program=program,
+                goal=goal,
+                month=goal.month,
+                kpi=goal.kpi,
+                final=final,
+                updated_at=timezone.now(),
+                **asdict(new),
+            )
+        )
         if notify and new.status in NOTIFY_STATUSES and (old is None or old.status != new.status):
             transitions.append((goal, new))
     with transaction.atomic():
@@ -181,7 +191,8 @@ def write_progress(
             changed,
             update_conflicts=True,
             unique_fields=["goal"],
-            update_fields=[*PROGRESS_FIELDS, "final", "updated_at"],
+            # month and kpi are the goal's and never change; written again, a row that ever drifted is put right.
+            update_fields=[*PROGRESS_FIELDS, "month", "kpi", "final", "updated_at"],
         )
         for goal, state in transitions:
             record_transition(program=program, goal=goal, state=state)

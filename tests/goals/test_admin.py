@@ -33,7 +33,9 @@ def rows(alice, bob):
             program, affiliate, slug = world.program, world.affiliate, world.program.slug
             put_stats(affiliate, date(2026, 3, 4), clicks=40)
             goal = make_goal(affiliate, kpi="clicks", target=Decimal(30), month=MARCH, note=f"{slug} note")
-            models.GoalProgress.objects.create(program=program, goal=goal, status="met", value_provisional=40)
+            models.GoalProgress.objects.create(
+                program=program, goal=goal, month=MARCH, kpi="clicks", status="met", value_provisional=40
+            )
             models.GoalTransition.objects.create(program=program, goal=goal, status="met")
             bonus = models.BonusEntry.objects.create(
                 program=program, affiliate=affiliate, goal=goal, month=MARCH, day=APRIL, amount=50, explanation="met"

@@ -270,3 +270,26 @@ def test_concurrent_refreshes_of_the_same_goal_do_not_double_count(alice):
         assert list(GoalProgress.objects.filter(goal=goal).values_list("value_provisional", flat=True)) == [
             Decimal(400)
         ]
+
+
+def test_progress_rows_carry_their_goals_month_and_kpi_on_create_and_on_refresh(program, alice):
+    clicks = make_goal(alice.affiliate, kpi="clicks", target=Decimal(1000))
+    march = make_goal(alice.affiliate, kpi="conversions", target=Decimal(10), month=MARCH)
+    put_stats(alice.affiliate, date(2026, 3, 3), conversions_approved=4)
+    put_stats(alice.affiliate, date(2026, 4, 3), clicks=100)
+    now = utc("2026-04-16 00:00")
+
+    refresh_goal_progress(program=program, month=MARCH, now=now)
+    refresh_goal_progress(program=program, month=APRIL, now=now)
+    assert (progress_of(clicks).month, progress_of(clicks).kpi) == (APRIL, "clicks")
+    assert (progress_of(march).month, progress_of(march).kpi) == (MARCH, "conversions")
+
+    # The upsert writes them again with the rest of the row (a row left wrong by hand is put right).
+    GoalProgress.objects.filter(goal=clicks).update(month=MAY, kpi="revenue")
+    put_stats(alice.affiliate, date(2026, 4, 4), clicks=50)
+    assert refresh_goal_progress(program=program, month=APRIL, now=now) == 1
+    assert (progress_of(clicks).month, progress_of(clicks).kpi, progress_of(clicks).value_provisional) == (
+        APRIL,
+        "clicks",
+        Decimal(150),
+    )
