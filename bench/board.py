@@ -101,6 +101,8 @@ def program_of_size(size: int):
                 GoalProgress(
                     program=program,
                     goal=goal,
+                    month=goal.month,
+                    kpi=goal.kpi,
                     value_provisional=goal.target * Decimal(index % 120) / 100,
                     value_confirmed=goal.target * Decimal(index % 90) / 100,
                     progress_provisional=Decimal(index % 120),
