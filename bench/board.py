@@ -34,6 +34,10 @@ def set_up() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DATABASE_URL", "sqlite:////tmp/goalpost-bench-board.sqlite3")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    if os.environ["DATABASE_URL"].startswith(("postgres://", "postgresql://")):
+        from bench.django_bench.common import create_database
+
+        create_database(os.environ["DATABASE_URL"])  # a PostgreSQL bench database of its own, made once
     import django
 
     django.setup()
