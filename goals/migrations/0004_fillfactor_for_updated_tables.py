@@ -4,7 +4,8 @@ A DailyStats row is updated every time its cell is recomputed, a GoalProgress ro
 refreshed. With PostgreSQL's default fillfactor (100) a page has no room for the new row version, so every
 update writes a new version elsewhere and a new entry into every index. At 80 most updates are HOT (heap-only
 tuple): no index is touched. bench/recompute.py measured the incremental update of 4,459 cells at 0.19 s
-before and 0.15 s after. SQLite has no fillfactor; nothing to do there.
+before and 0.15 s after. (A GoalProgress update also changes indexed columns, updated_at and, since 0005, the
+provisional progress, so it gains only the room, not HOT.) SQLite has no fillfactor; nothing to do there.
 """
 
 from django.db import migrations
