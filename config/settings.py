@@ -264,6 +264,9 @@ TRUSTED_PROXY_COUNT = int(env("TRUSTED_PROXY_COUNT", "0"))
 # the drain task empties every second. The tuning knobs below are plain settings, changed in code with a reason.
 CLICK_BUFFER = env("CLICK_BUFFER", "redis")
 CLICK_BUFFER_URL = env("CLICK_BUFFER_URL", REDIS_URL)
+# The postback hot path (tracking/hotpath.py): one prepared read, one prepared write on PostgreSQL. Off behind a
+# pooler that resets sessions between transactions (PgBouncer in transaction mode drops prepared statements).
+TRACKING_SQL_HOT_PATH = env_bool("TRACKING_SQL_HOT_PATH", True)
 CLICK_REDIS_PREFIX = "goalpost:"
 CLICK_REDIS_TIMEOUT = 0.1  # seconds a click waits for Redis before writing to the database instead
 CLICK_REDIS_RETRY_SECONDS = 2.0  # circuit breaker: a process stays off Redis this long after a failure

@@ -175,3 +175,17 @@ def test_deploy_checks_pass_in_production(tmp_path):
     result = run_python(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], production_env(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "True"), ("0", "False"), ("1", "True")])
+def test_the_postback_hot_path_can_be_switched_off_from_the_environment(tmp_path, value, expected):
+    # Behind PgBouncer in transaction mode, prepared statements vanish between transactions: operators turn the
+    # hot path off without touching code.
+    result = run_python(
+        [
+            "-c",
+            "import django; django.setup(); from django.conf import settings; print(settings.TRACKING_SQL_HOT_PATH)",
+        ],
+        production_env(tmp_path, TRACKING_SQL_HOT_PATH=value),
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, expected), result.stderr

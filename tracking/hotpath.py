@@ -14,7 +14,7 @@ Only the loading and the writing differ: attribution, commission, fraud flags an
 same Python code in tracking.services, on the same model objects, whichever path loaded them. The general
 path (the ORM in a transaction) takes everything else: SQLite, conversions an affiliate's caps must count
 under row locks, conversions with a customer id (their dirty cells and customer link need more reads),
-status updates and duplicates. ``TRACKING_SQL_HOT_PATH = False`` in settings turns this module off.
+status updates and duplicates. The environment variable ``TRACKING_SQL_HOT_PATH=0`` turns this module off.
 """
 
 import hashlib
@@ -47,7 +47,7 @@ Key = tuple[int, object]  # (affiliate id, program-local day), as tracking.dirty
 
 
 def enabled() -> bool:
-    return connection.vendor == "postgresql" and getattr(django_settings, "TRACKING_SQL_HOT_PATH", True)
+    return connection.vendor == "postgresql" and django_settings.TRACKING_SQL_HOT_PATH
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def _execute_prepared(cursor, name: str, sql: str, params: list, types: str = ""
     """EXECUTE ``sql`` (with $n placeholders) as the prepared statement ``name``, preparing it first on this
     connection: planning these statements costs PostgreSQL as much as running them (0.7 ms against 0.2 ms
     for the read). A session pooler that resets sessions between transactions (PgBouncer in transaction
-    mode) drops prepared statements: run with TRACKING_SQL_HOT_PATH = False behind one."""
+    mode) drops prepared statements: run with TRACKING_SQL_HOT_PATH=0 behind one."""
     prepared = _prepared.setdefault(connection.connection, set())
     if name not in prepared:
         cursor.execute(f"PREPARE {name} {types} AS {sql}")
