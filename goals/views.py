@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.db.models import Exists, F, OuterRef
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
@@ -24,7 +23,7 @@ from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from affiliates.listing import Column, headers
+from affiliates.listing import Column, headers, paginate
 from affiliates.models import Affiliate, AffiliateStatus
 from affiliates.services import can_manage
 from affiliates.tenancy import get_in_program_or_404, managing_view, staff_view
@@ -233,7 +232,7 @@ def goal_board(request: HttpRequest, program_slug: str, month: date) -> HttpResp
         return render(request, "goals/board.html#live", context)
     listed = board.filtered_affiliates(program=program, month=month, filters=filters)
     ordered = board.sorted_affiliates(listed, program=program, month=month, sort=filters.sort, columns=columns)
-    page = Paginator(ordered.only(*board.ROW_FIELDS), board.BOARD_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = paginate(request, ordered.only(*board.ROW_FIELDS), per_page=board.BOARD_PAGE_SIZE)
     context |= {
         "page": page,
         "page_ids": ",".join(str(affiliate.pk) for affiliate in page),
@@ -484,7 +483,7 @@ def goal_suggest(request: HttpRequest, program_slug: str, month: date) -> HttpRe
     affiliates = Affiliate.objects.filter(program=program, status=AffiliateStatus.APPROVED).order_by("name", "pk")
     if choice["tier"]:
         affiliates = affiliates.filter(tier=choice["tier"])
-    page = Paginator(affiliates, SUGGESTION_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = paginate(request, affiliates, per_page=SUGGESTION_PAGE_SIZE)
     ids = [affiliate.pk for affiliate in page]
     suggestions = suggest_targets(
         program=program, month=month, kpis=choice["kpis"], growth=choice["growth"], affiliate_ids=ids
@@ -581,7 +580,7 @@ def review_list(request: HttpRequest, program_slug: str, month: date) -> HttpRes
     if filters["q"]:
         reviews = reviews.filter(affiliate__name__icontains=filters["q"])
     sort = filters["sort"] or "name"
-    page = Paginator(reviews.order_by(*REVIEW_SORTS[sort]), REVIEW_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = paginate(request, reviews.order_by(*REVIEW_SORTS[sort]), per_page=REVIEW_PAGE_SIZE)
     context = {
         "page": page,
         "filters": filters,
@@ -656,7 +655,7 @@ def review_share(request: HttpRequest, program_slug: str, review_id: int) -> Htt
 def notification_page(request: HttpRequest, area: str) -> HttpResponse:
     """The signed-in person's notifications in this program, newest first."""
     notifications = Notification.objects.filter(program=request.program, user=request.user)
-    page = Paginator(notifications, NOTIFICATION_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = paginate(request, notifications, per_page=NOTIFICATION_PAGE_SIZE)
     unread = notifications.filter(read_at__isnull=True).count()
     with timezone.override(ZoneInfo(request.program.timezone)):
         response = render(
