@@ -25,10 +25,10 @@ from django.conf import settings
 from django.core.handlers.wsgi import WSGIRequest
 from django.db import DatabaseError, close_old_connections, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.cookie import parse_cookie
 from django.utils import translation
 from django.utils.encoding import iri_to_uri
 from django.utils.translation import gettext as _
-from django.utils.translation.trans_real import parse_accept_lang_header
 
 from tracking.bots import is_bot
 from tracking.clicks import CLICK, IMPRESSION, SUB_COUNT, click_cap_reached, lookup_link, record_event
@@ -79,14 +79,13 @@ def not_found(meta: Mapping[str, str]) -> Reply:
 
 
 def visitor_language(meta: Mapping[str, str]) -> str:
-    """The first language of the caller's Accept-Language that Goalpost speaks, else the default. Only error
-    pages and answers ask: a worker thread keeps whatever language the last page it served activated."""
-    for code, _quality in parse_accept_lang_header(meta.get("HTTP_ACCEPT_LANGUAGE", "")):
-        if code == "*":
-            break
-        with contextlib.suppress(LookupError):
-            return translation.get_supported_language_variant(code)
-    return settings.LANGUAGE_CODE
+    """The caller's language as LocaleMiddleware would pick it (language cookie, then Accept-Language, then the
+    default), for the answers made before Django's middleware. Only error pages and postback answers ask: a
+    worker thread keeps whatever language the last page it served activated."""
+    request = HttpRequest()
+    request.META = meta
+    request.COOKIES = parse_cookie(meta.get("HTTP_COOKIE", ""))
+    return translation.get_language_from_request(request)
 
 
 def _text(meta: Mapping[str, str], name: str, length: int) -> str:
