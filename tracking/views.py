@@ -164,7 +164,11 @@ def click_base_url(request: HttpRequest) -> str:
 @in_program_time
 def offer_list(request: HttpRequest, program_slug: str) -> HttpResponse:
     offers = selectors.offers_for_list(program=request.program)
-    return render(request, "tracking/offer_list.html", {"offers": offers, "can_manage": can_manage(request.membership)})
+    return list_response(
+        request,
+        "tracking/offer_list.html",
+        {"page": paginate(request, offers), "can_manage": can_manage(request.membership)},
+    )
 
 
 @managing_view
@@ -268,7 +272,7 @@ def link_status(request: HttpRequest, program_slug: str, link_id: int) -> HttpRe
 @in_program_time
 def coupon_list(request: HttpRequest, program_slug: str) -> HttpResponse:
     coupons = selectors.coupons_for_list(program=request.program)
-    return render(
+    return list_response(  # its page links fetch the results partial with htmx
         request,
         "tracking/coupon_list.html",
         {"page": paginate(request, coupons), "can_manage": can_manage(request.membership)},

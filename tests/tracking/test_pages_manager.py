@@ -113,6 +113,26 @@ def test_offer_list_shows_offers_with_their_link_counts(client, shop, bob):
     assert "New offer" in body(response)
 
 
+def test_offer_and_coupon_lists_page_and_answer_htmx_with_their_results(client, shop):
+    from affiliates.listing import PAGE_SIZE
+
+    world = shop["world"]
+    with scopes_disabled():
+        for number in range(PAGE_SIZE):  # with the shop's own, one more than a page of each
+            Offer.objects.create(program=world.program, name=f"Offer {number:02}", destination_url="https://a.test/")
+            Coupon.objects.create(program=world.program, code=f"CODE{number:02}", affiliate=world.affiliate)
+    client.force_login(world.manager)
+    for name, first, last in (("offer_list", "Offer 00", "Spring sale"), ("coupon_list", "CODE00", "TWO10")):
+        page = body(client.get(url(name, world)))
+        assert first in page
+        assert last not in page
+        assert "Page 1 of 2" in page
+        partial = body(client.get(url(name, world), {"page": 2}, HTTP_HX_REQUEST="true"))
+        assert last in partial
+        assert first not in partial
+        assert "<html" not in partial  # only the results, swapped into the page
+
+
 def test_analyst_sees_offers_without_management_links(client, shop):
     client.force_login(shop["world"].analyst)
     response = client.get(url("offer_list", shop["world"]))
