@@ -9,6 +9,18 @@ from django.http import HttpRequest
 PAGE_SIZE = 25
 
 
+def sort_orders(*options: tuple) -> dict[str, tuple[str, ...]]:
+    """A list page's sort keys, each in both directions: ``(key, fields, then)`` sorts by ``fields`` (reversed
+    for ``-key``), then by ``then`` in the same direction either way. ``("status", ("status",),
+    ("-created_at", "-pk"))`` gives ``status`` and ``-status``, newest first among equals."""
+    orders = {}
+    for key, fields, *then in options:
+        tie = tuple(then[0]) if then else ()
+        orders[key] = (*fields, *tie)
+        orders[f"-{key}"] = (*(name[1:] if name.startswith("-") else f"-{name}" for name in fields), *tie)
+    return orders
+
+
 @dataclass(frozen=True)
 class Column:
     label: str

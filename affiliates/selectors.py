@@ -3,20 +3,17 @@
 from django.db.models import Count, Q, QuerySet
 from django_scopes import scopes_disabled
 
+from affiliates.listing import sort_orders
 from affiliates.models import Affiliate, AffiliateStatus, AffiliateStatusChange, Membership, Program, User
 
-AFFILIATE_SORTS = {
-    "name": ("name", "pk"),
-    "-name": ("-name", "-pk"),
-    "applied": ("created_at", "pk"),
-    "-applied": ("-created_at", "-pk"),
-    "status": ("status", "name", "pk"),
-    "-status": ("-status", "name", "pk"),
-    "country": ("country", "name", "pk"),
-    "-country": ("-country", "name", "pk"),
-    "tier": ("tier", "name", "pk"),
-    "-tier": ("-tier", "name", "pk"),
-}
+BY_NAME = ("name", "pk")  # among equals, in either direction
+AFFILIATE_SORTS = sort_orders(
+    ("name", ("name", "pk")),
+    ("applied", ("created_at", "pk")),
+    ("status", ("status",), BY_NAME),
+    ("country", ("country",), BY_NAME),
+    ("tier", ("tier",), BY_NAME),
+)
 DEFAULT_AFFILIATE_SORT = "-applied"
 
 

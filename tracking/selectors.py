@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
+from affiliates.listing import sort_orders
 from affiliates.models import Affiliate, AffiliateStatus, Program
 from tracking.models import (
     Cap,
@@ -21,42 +22,30 @@ from tracking.models import (
     PostbackAttempt,
 )
 
-CONVERSION_SORTS = {
-    "time": ("created_at", "pk"),
-    "-time": ("-created_at", "-pk"),
-    "amount": ("revenue", "pk"),
-    "-amount": ("-revenue", "-pk"),
-    "commission": ("commission", "pk"),
-    "-commission": ("-commission", "-pk"),
-    "status": ("status", "-created_at", "-pk"),
-    "-status": ("-status", "-created_at", "-pk"),
-    "kind": ("kind", "-created_at", "-pk"),
-    "-kind": ("-kind", "-created_at", "-pk"),
-    "affiliate": ("affiliate__name", "-created_at", "-pk"),
-    "-affiliate": ("-affiliate__name", "-created_at", "-pk"),
-}
+NEWEST_FIRST = ("-created_at", "-pk")  # among equals, in either direction
+CONVERSION_SORTS = sort_orders(
+    ("time", ("created_at", "pk")),
+    ("amount", ("revenue", "pk")),
+    ("commission", ("commission", "pk")),
+    ("status", ("status",), NEWEST_FIRST),
+    ("kind", ("kind",), NEWEST_FIRST),
+    ("affiliate", ("affiliate__name",), NEWEST_FIRST),
+)
 DEFAULT_CONVERSION_SORT = "-time"
 
-CLICK_SORTS = {
-    "time": ("created_at", "pk"),
-    "-time": ("-created_at", "-pk"),
-    "affiliate": ("affiliate__name", "-created_at", "-pk"),
-    "-affiliate": ("-affiliate__name", "-created_at", "-pk"),
-    "source": ("source", "-created_at", "-pk"),
-    "-source": ("-source", "-created_at", "-pk"),
-}
+CLICK_SORTS = sort_orders(
+    ("time", ("created_at", "pk")),
+    ("affiliate", ("affiliate__name",), NEWEST_FIRST),
+    ("source", ("source",), NEWEST_FIRST),
+)
 DEFAULT_CLICK_SORT = "-time"
 
-LINK_SORTS = {
-    "created": ("created_at", "pk"),
-    "-created": ("-created_at", "-pk"),
-    "affiliate": ("affiliate__name", "-created_at", "-pk"),
-    "-affiliate": ("-affiliate__name", "-created_at", "-pk"),
-    "offer": ("offer__name", "-created_at", "-pk"),
-    "-offer": ("-offer__name", "-created_at", "-pk"),
-    "status": ("status", "-created_at", "-pk"),
-    "-status": ("-status", "-created_at", "-pk"),
-}
+LINK_SORTS = sort_orders(
+    ("created", ("created_at", "pk")),
+    ("affiliate", ("affiliate__name",), NEWEST_FIRST),
+    ("offer", ("offer__name",), NEWEST_FIRST),
+    ("status", ("status",), NEWEST_FIRST),
+)
 DEFAULT_LINK_SORT = "-created"
 
 
