@@ -24,36 +24,11 @@ from goals.models import (
     MonthlyReview,
     Notification,
 )
+from tracking.admin import ReadOnlyAdmin, ReadOnlyInlineMixin
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Every field shown, nothing added, changed or deleted."""
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class ReadOnlyInline(admin.StackedInline):
-    extra = 0
-    can_delete = False
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+class ReadOnlyInline(ReadOnlyInlineMixin, admin.StackedInline):
+    pass
 
 
 @admin.register(GoalSettings)

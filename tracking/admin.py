@@ -28,7 +28,7 @@ from tracking.models import (
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Every field shown, nothing added, changed or deleted."""
+    """Every field shown, nothing added, changed or deleted (the goals admin uses it too)."""
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
@@ -43,15 +43,24 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInlineMixin:
+    """An inline that shows its rows and nothing more (the goals admin uses it with StackedInline)."""
+
     extra = 0
     can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class ReadOnlyInline(ReadOnlyInlineMixin, admin.TabularInline):
+    pass
 
 
 @admin.register(TrackingSettings)
