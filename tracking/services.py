@@ -221,6 +221,8 @@ def record_conversion(
     reason: str = "",
     affiliate: Affiliate | None = None,
     offer: Offer | None = None,
+    attempt: PostbackAttempt | None = None,
+    context: hotpath.PostbackContext | None = None,
 ) -> tuple[Conversion, bool]:
     """Record a conversion of ``program`` once; returns ``(conversion, created)``, the existing row for a duplicate.
 
@@ -229,74 +231,13 @@ def record_conversion(
     ``ip_hash`` is the customer's hashed IP (``tracking.hashing.ip_hash``); ``actor`` and ``reason`` go into the
     audit entry, and manual entries need a reason. A manual entry may name the ``affiliate`` (and ``offer``)
     to credit instead of a click id or coupon. Bad input raises a ValidationError naming the field.
+
+    The postback handler passes its log entry ``attempt`` (saved with a new conversion, in its transaction,
+    as ``created``) and ``context``, what its single read loaded already (tracking/hotpath.py).
     """
     credited = _manager_credit(
         program, source=source, affiliate=affiliate, offer=offer, click_id=click_id, coupon=coupon
     )
-    return _record_conversion(
-        program=program,
-        source=source,
-        kind=kind,
-        order_id=order_id,
-        amount=amount,
-        currency=currency,
-        click_id=click_id,
-        coupon=coupon,
-        customer_id=customer_id,
-        status=status,
-        occurred_at=occurred_at,
-        ip_hash=ip_hash,
-        actor=actor,
-        reason=reason,
-        credited=credited,
-    )
-
-
-def _manager_credit(
-    program: Program, *, source: str, affiliate: Affiliate | None, offer: Offer | None, click_id, coupon: str
-) -> attribution.Attribution | None:
-    """The credit a manager gives by hand (manual entry naming an affiliate), checked; None when not given."""
-    if affiliate is None:
-        if offer is not None:
-            raise field_error("offer", _("Name the affiliate the offer's conversion is credited to."), "required")
-        return None
-    if source != Conversion.Source.MANUAL:
-        raise field_error("affiliate", _("Only a manager's manual entry names the affiliate."), "not_allowed")
-    if click_id or coupon:
-        raise field_error(
-            "affiliate", _("Give a click id, a coupon or an affiliate, not more than one."), "ambiguous_credit"
-        )
-    # Another program's affiliate or offer is refused like an unknown one (tenancy: nothing is revealed).
-    if affiliate.program_id != program.pk:
-        raise field_error("affiliate", _("Unknown affiliate for this program."), "unknown_affiliate")
-    if offer is not None and offer.program_id != program.pk:
-        raise field_error("offer", _("Unknown offer for this program."), "unknown_offer")
-    return attribution.Attribution(Conversion.Attribution.MANAGER, affiliate.pk, offer=offer)
-
-
-def _record_conversion(
-    *,
-    program: Program,
-    source: str,
-    kind: str,
-    order_id,
-    amount,
-    currency,
-    click_id,
-    coupon,
-    customer_id,
-    status,
-    occurred_at,
-    ip_hash: str,
-    actor: User | None,
-    reason: str,
-    attempt: PostbackAttempt | None = None,
-    context: hotpath.PostbackContext | None = None,
-    credited: attribution.Attribution | None = None,
-) -> tuple[Conversion, bool]:
-    """record_conversion, plus the postback's log entry ``attempt``, saved with a new conversion in its
-    transaction (result ``created``), ``context``, what the postback's single read loaded already, and
-    ``credited``, the credit a manager gave by hand."""
     with scope(program=program):
         data = clean_conversion_input(
             program=program,
@@ -326,6 +267,28 @@ def _record_conversion(
             context=context,
             credited=credited,
         )
+
+
+def _manager_credit(
+    program: Program, *, source: str, affiliate: Affiliate | None, offer: Offer | None, click_id, coupon: str
+) -> attribution.Attribution | None:
+    """The credit a manager gives by hand (manual entry naming an affiliate), checked; None when not given."""
+    if affiliate is None:
+        if offer is not None:
+            raise field_error("offer", _("Name the affiliate the offer's conversion is credited to."), "required")
+        return None
+    if source != Conversion.Source.MANUAL:
+        raise field_error("affiliate", _("Only a manager's manual entry names the affiliate."), "not_allowed")
+    if click_id or coupon:
+        raise field_error(
+            "affiliate", _("Give a click id, a coupon or an affiliate, not more than one."), "ambiguous_credit"
+        )
+    # Another program's affiliate or offer is refused like an unknown one (tenancy: nothing is revealed).
+    if affiliate.program_id != program.pk:
+        raise field_error("affiliate", _("Unknown affiliate for this program."), "unknown_affiliate")
+    if offer is not None and offer.program_id != program.pk:
+        raise field_error("offer", _("Unknown offer for this program."), "unknown_offer")
+    return attribution.Attribution(Conversion.Attribution.MANAGER, affiliate.pk, offer=offer)
 
 
 def _record(
@@ -946,7 +909,7 @@ def _apply_postback(
             "unknown_order",
         )
 
-    conversion, created = _record_conversion(
+    conversion, created = record_conversion(
         program=program,
         source=Conversion.Source.POSTBACK,
         kind=kind,
