@@ -14,7 +14,6 @@ statements of one new conversion. Targets (issue 4): >= 0.3x the bare view, <= 3
 
 import contextlib
 import http.client
-import io
 import json
 import os
 import re
@@ -32,7 +31,7 @@ from urllib.parse import urlencode
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench.click import THREADS, WORKERS, gunicorn  # noqa: E402  (after the path fix above)
-from bench.django_bench.common import bench_link, machine, set_up_django  # noqa: E402
+from bench.django_bench.common import bench_link, machine, set_up_django, wsgi_call  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -229,28 +228,8 @@ def cpu_per_request(program, link, clicks: list[str]) -> tuple[float, float, flo
     utime + stime from /proc, over 1,000 postbacks). Independent of other load on the machine, unlike req/s."""
     from django.db import connection
 
-    from config.wsgi import application
-
-    def call(path: str, query: str) -> str:
-        environ = {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": path,
-            "QUERY_STRING": query,
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "HTTP_HOST": "127.0.0.1",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(),
-            "wsgi.errors": io.StringIO(),
-        }
-        answer = []
-        b"".join(application(environ, lambda status, headers, exc_info=None: answer.append(status)))
-        return answer[0]
-
     def bare(number: int) -> None:
-        assert call(f"/bare/{link.code}", "").startswith("302")
+        assert wsgi_call(f"/bare/{link.code}").startswith("302")
 
     def postback(number: int) -> None:
         query = urlencode(
@@ -261,7 +240,7 @@ def cpu_per_request(program, link, clicks: list[str]) -> tuple[float, float, flo
                 "order_id": f"cpu-{uuid.uuid4().hex}",
             }
         )
-        assert call(f"/postback/{program.slug}", query).startswith("200")
+        assert wsgi_call(f"/postback/{program.slug}", query).startswith("200")
 
     def backend_seconds(pid: int) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

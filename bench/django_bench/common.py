@@ -118,3 +118,28 @@ def machine() -> str:
         pass
     versions = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
     return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {versions or 'PostgreSQL client n/a'}"
+
+
+def wsgi_call(path: str, query: str = "") -> str:
+    """One GET through config.wsgi.application, in this process, as gunicorn would call it; the status line."""
+    import io
+
+    from config.wsgi import application
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "198.51.100.9",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_USER_AGENT": "Mozilla/5.0 (bench)",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": io.StringIO(),
+    }
+    answer = []
+    b"".join(application(environ, lambda status, headers, exc_info=None: answer.append(status)))
+    return answer[0]
