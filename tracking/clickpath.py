@@ -31,8 +31,9 @@ from django.utils.encoding import iri_to_uri
 from django.utils.translation import gettext as _
 
 from tracking.bots import is_bot
-from tracking.clicks import CLICK, IMPRESSION, SUB_COUNT, click_cap_reached, lookup_link, record_event
+from tracking.clicks import CLICK, IMPRESSION, SUB_COUNT, click_cap_reached, track_event
 from tracking.hashing import client_ip, ip_hash, visitor_hash
+from tracking.links import CachedLink
 from tracking.postback import postback_view
 from tracking.sources import traffic_source
 
@@ -145,62 +146,54 @@ def serve(kind: str, code: str, meta: Mapping[str, str]) -> Reply:
     code = code.rstrip("/")
     if not CODE_PATTERN.fullmatch(code):
         return not_found(meta)  # Checked before the cache: random junk never reaches Redis or the database.
+    now = time.time_ns() // 1000
+    user_agent = _text(meta, "HTTP_USER_AGENT", USER_AGENT_LENGTH)
+    bot = meta.get("REQUEST_METHOD") == "HEAD" or is_bot(user_agent=user_agent, meta=meta)
+    click_id = uuid.uuid4().hex
+    parameters = _parameters(meta) if kind == CLICK else []
+    values = {name: _clean(value, VALUE_LENGTH) for name, value in parameters}
+    referrer = _text(meta, "HTTP_REFERER", REFERRER_LENGTH) if kind == CLICK else ""
+
+    def entry_for(link: CachedLink) -> dict:
+        entry = {"k": kind, "id": click_id, "t": now, "p": link.program_id, "l": link.link_id}
+        entry.update(a=link.affiliate_id, o=link.offer_id, b=int(bot))
+        if kind == CLICK:
+            ip = client_ip(meta)
+            entry.update(
+                s=[values.get(f"sub{number}", "") for number in range(1, SUB_COUNT + 1)],
+                r=referrer,
+                u=user_agent,
+                ih=ip_hash(link.program_id, ip),
+                vh=visitor_hash(link.program_id, ip, user_agent),
+                c=_country(meta),
+                src=traffic_source(utm_medium=values.get("utm_medium", ""), referrer=referrer),
+            )
+        return entry
+
     try:
-        link, extras = lookup_link(code)
+        link, extras = track_event(code, entry_for)
     except DatabaseError:
         logger.exception("Link %s could not be loaded.", code)
         with translation.override(visitor_language(meta)):
             return _page(503, _("Please try again in a moment."))
     if link is None or not link.active:
         return not_found(meta)
-
-    now = time.time_ns() // 1000
-    user_agent = _text(meta, "HTTP_USER_AGENT", USER_AGENT_LENGTH)
-    bot = meta.get("REQUEST_METHOD") == "HEAD" or is_bot(user_agent=user_agent, meta=meta)
-    base = {"id": uuid.uuid4().hex, "t": now, "p": link.program_id, "l": link.link_id}
-    base.update(a=link.affiliate_id, o=link.offer_id, b=int(bot))
     if kind == IMPRESSION:
-        _record({"k": IMPRESSION, **base}, extras)
         return Reply(200, "image/gif", PIXEL, [NO_STORE, ("Pragma", "no-cache"), ("Expires", "0")])
 
-    parameters = _parameters(meta)
-    values = {name: _clean(value, VALUE_LENGTH) for name, value in parameters}
-    utm = [(name, value) for name, value in values.items() if UTM_PATTERN.fullmatch(name)][:MAX_UTM_PARAMETERS]
-    referrer = _text(meta, "HTTP_REFERER", REFERRER_LENGTH)
-    ip = client_ip(meta)
-    click_id = base["id"]
-    entry = {
-        "k": CLICK,
-        **base,
-        "s": [values.get(f"sub{number}", "") for number in range(1, SUB_COUNT + 1)],
-        "r": referrer,
-        "u": user_agent,
-        "ih": ip_hash(link.program_id, ip),
-        "vh": visitor_hash(link.program_id, ip, user_agent),
-        "c": _country(meta),
-        "src": traffic_source(utm_medium=values.get("utm_medium", ""), referrer=referrer),
-    }
     capped = (
         not bot
         and extras is not None
         and bool(extras.caps)
         and click_cap_reached(link, extras, datetime.fromtimestamp(now / 1_000_000, tz=UTC))
     )
-    _record(entry, extras)
     if capped and link.fallback_url:
         # Over the cap the visitor goes to the fallback page: no click id, no cookie for this offer.
         return Reply(302, headers=[("Location", iri_to_uri(link.fallback_url)), NO_STORE])
+    utm = [(name, value) for name, value in values.items() if UTM_PATTERN.fullmatch(name)][:MAX_UTM_PARAMETERS]
     location = destination_with(link.destination, [(link.click_id_param, click_id), *utm])
     cookie = (f"gp_click_{link.offer_id}", click_id, link.cookie_days * 86400, _is_https(meta))
     return Reply(302, headers=[("Location", location), NO_STORE], cookie=cookie)
-
-
-def _record(entry: dict, extras) -> None:
-    try:
-        record_event(entry, timezone_name=extras.timezone if extras else None)
-    except DatabaseError:
-        # Redis and the database both failed: the visitor still gets the page; the loss is logged loudly.
-        logger.exception("Click %s could not be recorded anywhere.", entry["id"])
 
 
 def _cookie_header(cookie: tuple[str, str, int, bool]) -> str:

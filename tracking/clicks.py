@@ -16,13 +16,14 @@ unique clicks are described in docs/tracking.md.
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
@@ -32,11 +33,11 @@ import redis
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache, RedisSerializer
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Model
 from django_scopes import scope, scopes_disabled
 from redis.backoff import NoBackoff
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import LockError, NoScriptError, RedisError
 from redis.retry import Retry
 
 from affiliates.models import AffiliateStatus, Program
@@ -69,6 +70,7 @@ class EventBuffer:
         self.drain_client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=1)
         self._down_until = 0.0
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     @property
     def available(self) -> bool:
@@ -83,10 +85,48 @@ class EventBuffer:
     def key(self, name: str) -> str:
         return f"{settings.CLICK_REDIS_PREFIX}{name}"
 
+    def record_if_unchanged(self, *, keys: list[str], digest: str, generation: bytes, entry: str) -> list:
+        """Run RECORD_IF_UNCHANGED: [link entry, extras entry, status generation, 1 if the event was appended].
+
+        Over this thread's own connection, without the client's pool and command layers: the click's one round
+        trip then costs a third of the CPU of two client commands (bench/click.py). On any error the connection
+        is dropped, so a half-read answer is never taken for the next one.
+        """
+        connection_ = getattr(self._local, "connection", None)
+        if connection_ is None:
+            connection_ = self._local.connection = self.client.connection_pool.make_connection()
+        arguments = (len(keys) + 1, *keys, self.stream, digest, generation, settings.CLICK_STREAM_MAXLEN, entry)
+        try:
+            try:
+                connection_.send_command("EVALSHA", RECORD_IF_UNCHANGED_SHA, *arguments)
+                return connection_.read_response()
+            except NoScriptError:  # a restarted or flushed Redis has forgotten the script
+                connection_.send_command("EVAL", RECORD_IF_UNCHANGED, *arguments)
+                return connection_.read_response()
+        except (RedisError, OSError):
+            connection_.disconnect()
+            raise
+
     @property
     def stream(self) -> str:
         return self.key("events")
 
+
+# Runs inside Redis. It reads what a click reads (the cached link, its extras, the affiliates' status
+# generation) and appends the event only when the link's entry and the generation are byte for byte what this
+# process last saw on an active link, so nothing is recorded for a link paused or re-cached since; otherwise it
+# writes nothing and the caller decides from what was read, as on a first click. MGET answers false for a
+# missing key, which Redis returns as nil without shortening the array.
+RECORD_IF_UNCHANGED = """
+local found = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
+local recorded = 0
+if found[1] and redis.sha1hex(found[1]) == ARGV[1] and (found[3] or '') == ARGV[2] then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[4])
+  recorded = 1
+end
+return {found[1], found[2], found[3], recorded}
+"""
+RECORD_IF_UNCHANGED_SHA = hashlib.sha1(RECORD_IF_UNCHANGED.encode(), usedforsecurity=False).hexdigest()
 
 _buffers: dict[tuple, EventBuffer] = {}
 
@@ -127,17 +167,91 @@ def _cache_shares_buffer() -> bool:
     return default["BACKEND"].endswith("RedisCache") and default.get("LOCATION") == settings.CLICK_BUFFER_URL
 
 
-def _cached(keys: list[str], buffer: EventBuffer | None) -> dict:
-    """Read Django cache entries; through the buffer's client when both live in one Redis.
+def _link_keys(code: str) -> list[str]:
+    return [LINK_CACHE_PREFIX + code, EXTRAS_CACHE_PREFIX + code, STATUS_GENERATION_KEY]
+
+
+def _shared_buffer(buffer: EventBuffer | None) -> bool:
+    """Whether the Django cache lives in the buffer's Redis, so the click path can read it over the buffer."""
+    return buffer is not None and isinstance(caches["default"], RedisCache) and _cache_shares_buffer()
+
+
+def _stored_keys(keys: list[str]) -> list[str]:
+    return [caches["default"].make_and_validate_key(key) for key in keys]
+
+
+def _loads(raw: bytes | None):
+    return None if raw is None else _serializer.loads(raw)
+
+
+def _cached(keys: list[str], buffer: EventBuffer | None) -> list:
+    """The raw cache entries of ``keys`` (None where missing), through the buffer's client when both live in
+    one Redis, else Django's values.
 
     That client fails fast (no retries) and is built once; Django's RedisCache builds a redis.Redis per call,
     which costs about as much as the rest of the click.
     """
-    default_cache = caches["default"]
-    if buffer is not None and isinstance(default_cache, RedisCache) and _cache_shares_buffer():
-        raw = buffer.client.mget([default_cache.make_and_validate_key(key) for key in keys])
-        return {key: _serializer.loads(value) for key, value in zip(keys, raw, strict=True) if value is not None}
-    return cache.get_many(keys)
+    if _shared_buffer(buffer):
+        return buffer.client.mget(_stored_keys(keys))
+    found = cache.get_many(keys)
+    return [found.get(key) for key in keys]
+
+
+@dataclass(frozen=True)
+class SeenLink:
+    """An active link as this process last read it from the cache: what the one-round-trip click checks."""
+
+    link: CachedLink
+    digest: str  # SHA-1 of the link's cache entry as stored
+    generation: bytes  # the affiliates' status generation as stored (b"" when unset)
+
+
+# Per process, bounded, and only a shortcut: every click checks the entry against Redis before using it.
+_seen: dict[str, SeenLink] = {}
+SEEN_LIMIT = 10_000
+
+
+def _decide(code: str, link_data, extras_data, generation) -> tuple[CachedLink | None, LinkExtras | None]:
+    """The link and extras from what the cache held, reading the database for what is missing or stale."""
+    generation = generation or 0
+    if link_data is None or (link_data and link_data.get("status_generation", 0) != generation):
+        # Not cached yet, or an affiliate's status changed since (a suspended affiliate's link must stop):
+        # load_link reads the database and caches. {} is a cached "no such code".
+        link = load_link(code, status_generation=generation)
+    else:
+        link = CachedLink(**link_data) if link_data else None
+    if link is None or not link.active:
+        return link, None
+    return link, _extras_for(code, link, extras_data)
+
+
+def _extras_for(code: str, link: CachedLink, extras_data: dict | None) -> LinkExtras:
+    """The link's extras from their cache entry, or from the database (and then cached) when it is missing."""
+    if extras_data is not None:
+        return LinkExtras(timezone=extras_data["timezone"], caps=tuple(map(tuple, extras_data["caps"])))
+    extras = extras_from_database(link)
+    cache.set(
+        EXTRAS_CACHE_PREFIX + code,
+        {"timezone": extras.timezone, "caps": extras.caps},
+        settings.CLICK_EXTRAS_CACHE_SECONDS,
+    )
+    return extras
+
+
+def _decide_raw(code: str, found: list) -> tuple[CachedLink | None, LinkExtras | None]:
+    """``_decide`` on raw entries from Redis; an active link read from the cache as it is is kept in ``_seen``
+    for the next click's one round trip."""
+    link_raw, extras_raw, generation_raw = found
+    link_data, generation = _loads(link_raw), _loads(generation_raw)
+    link, extras = _decide(code, link_data, _loads(extras_raw), generation)
+    fresh = link_data and link_data.get("status_generation", 0) == (generation or 0)
+    if link is not None and link.active and fresh:
+        if len(_seen) >= SEEN_LIMIT:
+            _seen.clear()
+        _seen[code] = SeenLink(link, hashlib.sha1(link_raw, usedforsecurity=False).hexdigest(), generation_raw or b"")
+    else:
+        _seen.pop(code, None)
+    return link, extras
 
 
 def lookup_link(code: str) -> tuple[CachedLink | None, LinkExtras | None]:
@@ -145,28 +259,63 @@ def lookup_link(code: str) -> tuple[CachedLink | None, LinkExtras | None]:
     buffer = event_buffer()
     if buffer is not None and not buffer.available:
         return link_from_database(code)
-    keys = [LINK_CACHE_PREFIX + code, EXTRAS_CACHE_PREFIX + code, STATUS_GENERATION_KEY]
+    keys = _link_keys(code)
     try:
         found = _cached(keys, buffer)
-        data, generation = found.get(keys[0]), found.get(keys[2]) or 0
-        if data is None or (data and data.get("status_generation", 0) != generation):
-            # Not cached yet, or an affiliate's status changed since (a suspended affiliate's link must stop):
-            # load_link reads the database and caches. {} is a cached "no such code".
-            link = load_link(code, status_generation=generation)
-        else:
-            link = CachedLink(**data) if data else None
-        if link is None or not link.active:
-            return link, None
-        extras = found.get(keys[1])
-        if extras is not None:
-            return link, LinkExtras(timezone=extras["timezone"], caps=tuple(map(tuple, extras["caps"])))
-        extras = extras_from_database(link)
-        cache.set(keys[1], {"timezone": extras.timezone, "caps": extras.caps}, settings.CLICK_EXTRAS_CACHE_SECONDS)
-        return link, extras
+        if _shared_buffer(buffer):
+            return _decide_raw(code, found)
+        return _decide(code, *found)
     except RedisError as error:
         if buffer is not None:
             buffer.failed(error)
         return link_from_database(code)
+
+
+def track_event(code: str, entry_for: Callable[[CachedLink], dict]) -> tuple[CachedLink | None, LinkExtras | None]:
+    """Look up the link behind ``code`` and, when it is active, record the event ``entry_for(link)`` describes.
+
+    The redirect's whole conversation with Redis: for a link this process has already seen active, one round
+    trip (RECORD_IF_UNCHANGED reads the link and appends the event if the link is unchanged); otherwise, or when
+    it has changed, a lookup and an append. Without a working buffer, a lookup and a direct write.
+    """
+    buffer = event_buffer() if buffering() else None
+    seen = _seen.get(code) if buffer is not None and buffer.available and _shared_buffer(buffer) else None
+    if seen is None:
+        link, extras = lookup_link(code)
+        if link is not None and link.active:
+            _record_safely(entry_for(link), extras)
+        return link, extras
+    # A link's ids never change, so the event can be built from the link as last seen.
+    entry = entry_for(seen.link)
+    try:
+        *found, recorded = buffer.record_if_unchanged(
+            keys=_stored_keys(_link_keys(code)),
+            digest=seen.digest,
+            generation=seen.generation,
+            entry=json.dumps(entry, separators=(",", ":")),
+        )
+    except (RedisError, OSError) as error:
+        # The script may or may not have run: the database gets the same event id, and the drain's
+        # ON CONFLICT (click_id) DO NOTHING keeps the click single either way.
+        buffer.failed(error)
+        link, extras = link_from_database(code)
+        if link is not None and link.active:
+            _record_safely(entry, extras)
+        return link, extras
+    if recorded:
+        return seen.link, _extras_for(code, seen.link, _loads(found[1]))
+    link, extras = _decide_raw(code, found)
+    if link is not None and link.active:
+        _record_safely(entry_for(link), extras)
+    return link, extras
+
+
+def _record_safely(entry: dict, extras: LinkExtras | None) -> None:
+    try:
+        record_event(entry, timezone_name=extras.timezone if extras else None)
+    except DatabaseError:
+        # Redis and the database both failed: the visitor still gets the page; the loss is logged loudly.
+        logger.exception("Click %s could not be recorded anywhere.", entry["id"])
 
 
 def link_from_database(code: str) -> tuple[CachedLink | None, LinkExtras | None]:
@@ -254,7 +403,9 @@ def click_cap_reached(link: CachedLink, extras: LinkExtras, moment: datetime) ->
             return any(count > limit for count, (*_, limit, _cap_id) in zip(counts, counters, strict=True))
         except RedisError as error:
             buffer.failed(error)
-    # No Redis: count stored clicks (clicks still in a buffer that just went down are not seen).
+    # No Redis: count stored clicks, this one included (the redirect records a click before counting it against
+    # the caps, and without Redis it was written straight away). Clicks still in a buffer that just went down
+    # are not seen.
     with scopes_disabled():
         for _key, start, end, limit, cap_id in counters:
             cap = Cap.objects.filter(pk=cap_id).values("offer_id", "affiliate_id").first()
@@ -266,7 +417,7 @@ def click_cap_reached(link: CachedLink, extras: LinkExtras, moment: datetime) ->
                 clicks = clicks.filter(offer_id=cap["offer_id"])
             if cap["affiliate_id"]:
                 clicks = clicks.filter(affiliate_id=cap["affiliate_id"])
-            if clicks.count() >= limit:
+            if clicks.count() > limit:
                 return True
     return False
 

@@ -1,6 +1,7 @@
 """The click redirect and impression pixel: answers, stored rows, unique and bot flags, the buffer and its drain."""
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -310,6 +311,23 @@ def test_inactive_link_is_404_for_clicks_and_impressions(
     assert clicks_of(alice_link.program) == []
 
 
+@needs_redis
+@pytest.mark.usefixtures("buffered")
+@pytest.mark.parametrize("make_inactive", [pause_link, pause_offer])
+def test_link_made_inactive_after_warm_clicks_stops_at_once_and_records_nothing(
+    alice_link, wsgi_get, drain_all, django_capture_on_commit_callbacks, make_inactive
+):
+    code = alice_link.link.code
+    for _ in range(3):  # from the second click on, this process records in one round trip (tracking.clicks._seen)
+        assert wsgi_get(f"/c/{code}").status == 302
+    with django_capture_on_commit_callbacks(execute=True):
+        make_inactive(alice_link)
+
+    assert wsgi_get(f"/c/{code}").status == 404
+    assert wsgi_get(f"/i/{code}").status == 404
+    assert drain_all() == 3
+
+
 def test_other_methods_are_refused(alice_link, wsgi_get, drain_all):
     response = wsgi_get(f"/c/{alice_link.link.code}", method="POST")
 
@@ -486,6 +504,76 @@ def test_find_click_drains_a_click_still_in_the_buffer(alice_link, wsgi_get, dja
     assert click is not None
     assert click.click_id.hex == click_id
     assert buffered_count() == 0
+
+
+@pytest.fixture
+def redis_round_trips(monkeypatch):
+    """Counts what goes over any connection to Redis (a command, or a pipeline of them): the round trips."""
+    from redis.connection import Connection
+
+    sent = []
+    send = Connection.send_packed_command
+
+    def counted(self, command, *args, **kwargs):
+        sent.append(command)
+        return send(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counted)
+    return sent
+
+
+@needs_redis
+@pytest.mark.usefixtures("buffered")
+def test_warm_click_and_impression_take_one_redis_round_trip_each(alice_link, wsgi_get, drain_all, redis_round_trips):
+    code = alice_link.link.code
+    wsgi_get(f"/c/{code}")  # caches the link
+    wsgi_get(f"/c/{code}")  # reads it from the cache: this process now knows it as active
+    redis_round_trips.clear()
+
+    click = wsgi_get(f"/c/{code}", HTTP_REFERER="https://www.google.com/search?q=shoes")
+    impression = wsgi_get(f"/i/{code}")
+
+    assert (click.status, impression.status, len(redis_round_trips)) == (302, 200, 2)
+    assert drain_all() == 4
+    stored = clicks_of(alice_link.program)[-1]
+    assert (stored.click_id.hex, stored.source) == (click.location.split("click_id=")[1], "organic")
+
+
+@needs_redis
+@pytest.mark.usefixtures("buffered")
+def test_warm_click_survives_redis_forgetting_its_script(alice_link, wsgi_get, drain_all):
+    code = alice_link.link.code
+    wsgi_get(f"/c/{code}")
+    wsgi_get(f"/c/{code}")
+    event_buffer().drain_client.script_flush()
+
+    assert wsgi_get(f"/c/{code}").status == 302
+    assert wsgi_get(f"/c/{code}").status == 302
+    assert drain_all() == 4
+
+
+@needs_redis
+@pytest.mark.usefixtures("buffered")
+def test_warm_click_when_redis_stalls_is_stored_once_with_its_click_id(alice_link, wsgi_get, drain_all, settings):
+    settings.CLICK_REDIS_RETRY_SECONDS = 0.05  # this test's own breaker, closed again before the next test
+    code = alice_link.link.code
+    wsgi_get(f"/c/{code}")
+    wsgi_get(f"/c/{code}")
+    assert drain_all() == 2
+
+    # Redis holds every command for longer than a click waits (CLICK_REDIS_TIMEOUT): the click's script may run
+    # after the click has given up and written itself to the database. Either way it must be stored once.
+    event_buffer().drain_client.execute_command("CLIENT", "PAUSE", 400, "ALL")
+    stalled = wsgi_get(f"/c/{code}")
+    time.sleep(0.5)  # the pause is Redis's, not a clock of ours: it must really end
+
+    stalled_id = stalled.location.split("click_id=")[1]
+    assert stalled.status == 302
+    assert stalled_id in [click.click_id.hex for click in clicks_of(alice_link.program)]  # written directly
+    drain_all()
+    click_ids = [click.click_id.hex for click in clicks_of(alice_link.program)]
+    assert len(click_ids) == 3
+    assert click_ids.count(stalled_id) == 1
 
 
 def test_database_mode_writes_each_click_at_once(alice_link, wsgi_get, settings):
