@@ -184,24 +184,12 @@ def _loads(raw: bytes | None):
     return None if raw is None else _serializer.loads(raw)
 
 
-def _cached(keys: list[str], buffer: EventBuffer | None) -> list:
-    """The raw cache entries of ``keys`` (None where missing), through the buffer's client when both live in
-    one Redis, else Django's values.
-
-    That client fails fast (no retries) and is built once; Django's RedisCache builds a redis.Redis per call,
-    which costs about as much as the rest of the click.
-    """
-    if _shared_buffer(buffer):
-        return buffer.client.mget(_stored_keys(keys))
-    found = cache.get_many(keys)
-    return [found.get(key) for key in keys]
-
-
 @dataclass(frozen=True)
 class SeenLink:
     """An active link as this process last read it from the cache: what the one-round-trip click checks."""
 
     link: CachedLink
+    keys: list[str]  # the Redis keys of the link's entry, its extras and the status generation
     digest: str  # SHA-1 of the link's cache entry as stored
     generation: bytes  # the affiliates' status generation as stored (b"" when unset)
 
@@ -238,9 +226,9 @@ def _extras_for(code: str, link: CachedLink, extras_data: dict | None) -> LinkEx
     return extras
 
 
-def _decide_raw(code: str, found: list) -> tuple[CachedLink | None, LinkExtras | None]:
-    """``_decide`` on raw entries from Redis; an active link read from the cache as it is is kept in ``_seen``
-    for the next click's one round trip."""
+def _decide_raw(code: str, keys: list[str], found: list) -> tuple[CachedLink | None, LinkExtras | None]:
+    """``_decide`` on the raw entries of ``keys`` in Redis; an active link read from the cache as it is is kept
+    in ``_seen`` for the next click's one round trip."""
     link_raw, extras_raw, generation_raw = found
     link_data, generation = _loads(link_raw), _loads(generation_raw)
     link, extras = _decide(code, link_data, _loads(extras_raw), generation)
@@ -248,7 +236,8 @@ def _decide_raw(code: str, found: list) -> tuple[CachedLink | None, LinkExtras |
     if link is not None and link.active and fresh:
         if len(_seen) >= SEEN_LIMIT:
             _seen.clear()
-        _seen[code] = SeenLink(link, hashlib.sha1(link_raw, usedforsecurity=False).hexdigest(), generation_raw or b"")
+        digest = hashlib.sha1(link_raw, usedforsecurity=False).hexdigest()
+        _seen[code] = SeenLink(link, keys, digest, generation_raw or b"")
     else:
         _seen.pop(code, None)
     return link, extras
@@ -259,12 +248,14 @@ def lookup_link(code: str) -> tuple[CachedLink | None, LinkExtras | None]:
     buffer = event_buffer()
     if buffer is not None and not buffer.available:
         return link_from_database(code)
-    keys = _link_keys(code)
     try:
-        found = _cached(keys, buffer)
         if _shared_buffer(buffer):
-            return _decide_raw(code, found)
-        return _decide(code, *found)
+            # Through the buffer's client, which fails fast (no retries) and is built once; Django's RedisCache
+            # builds a redis.Redis per call, which costs about as much as the rest of the click.
+            keys = _stored_keys(_link_keys(code))
+            return _decide_raw(code, keys, buffer.client.mget(keys))
+        found = cache.get_many(_link_keys(code))
+        return _decide(code, *(found.get(key) for key in _link_keys(code)))
     except RedisError as error:
         if buffer is not None:
             buffer.failed(error)
@@ -289,7 +280,7 @@ def track_event(code: str, entry_for: Callable[[CachedLink], dict]) -> tuple[Cac
     entry = entry_for(seen.link)
     try:
         *found, recorded = buffer.record_if_unchanged(
-            keys=_stored_keys(_link_keys(code)),
+            keys=seen.keys,
             digest=seen.digest,
             generation=seen.generation,
             entry=json.dumps(entry, separators=(",", ":")),
@@ -304,7 +295,7 @@ def track_event(code: str, entry_for: Callable[[CachedLink], dict]) -> tuple[Cac
         return link, extras
     if recorded:
         return seen.link, _extras_for(code, seen.link, _loads(found[1]))
-    link, extras = _decide_raw(code, found)
+    link, extras = _decide_raw(code, seen.keys, found)
     if link is not None and link.active:
         _record_safely(entry_for(link), extras)
     return link, extras
