@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_scopes import ScopedManager
@@ -197,11 +198,12 @@ class TrafficSource(models.TextChoices):
 class Click(models.Model):
     """One redirect served through a link. Append-only; written in batches from the click buffer."""
 
-    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
+    # Foreign keys without their own index: the composite indexes below serve every query (docs: "Indexes").
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+", db_index=False)
     click_id = models.UUIDField(_("click id"), unique=True, default=uuid.uuid4)
-    link = models.ForeignKey(Link, on_delete=models.PROTECT, related_name="+")
-    affiliate = models.ForeignKey(Affiliate, on_delete=models.PROTECT, related_name="+")
-    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="+")
+    link = models.ForeignKey(Link, on_delete=models.PROTECT, related_name="+", db_index=False)
+    affiliate = models.ForeignKey(Affiliate, on_delete=models.PROTECT, related_name="+", db_index=False)
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="+", db_index=False)
     created_at = models.DateTimeField(_("time"), default=timezone.now)
     sub1 = models.CharField(max_length=255, blank=True)
     sub2 = models.CharField(max_length=255, blank=True)
@@ -413,15 +415,16 @@ class Conversion(models.Model):
         API = "api", _("API")
         MANUAL = "manual", _("Manual entry")
 
-    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
+    # Indexes: only the composites in Meta, which every query uses (docs/tracking-conversions.md, "Indexes").
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+", db_index=False)
     kind = models.CharField(_("kind"), max_length=16, choices=ConversionKind.choices)
     # NULL, not "": leads without an order id must not collide in the unique constraint below.
     order_id = models.CharField(_("order id"), max_length=128, null=True, blank=True)  # noqa: DJ001
     status = models.CharField(
-        _("status"), max_length=16, choices=ConversionStatus.choices, default=ConversionStatus.PENDING, db_index=True
+        _("status"), max_length=16, choices=ConversionStatus.choices, default=ConversionStatus.PENDING
     )
     status_reason = models.CharField(_("reason"), max_length=64, blank=True)
-    created_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
     status_changed_at = models.DateTimeField(_("status changed"), default=timezone.now)
     amount = models.DecimalField(_("amount"), **MONEY, default=Decimal("0"))
     currency = models.CharField(_("currency"), max_length=3)
@@ -429,7 +432,7 @@ class Conversion(models.Model):
     revenue = models.DecimalField(_("revenue (program currency)"), **MONEY, default=Decimal("0"))
     commission = models.DecimalField(_("commission"), **MONEY, default=Decimal("0"))
     commission_rule = models.ForeignKey(
-        CommissionRule, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        CommissionRule, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
     commission_explanation = models.TextField(_("why this payout"), blank=True)
     customer_id = models.CharField(_("customer id"), max_length=128, blank=True)
@@ -444,17 +447,20 @@ class Conversion(models.Model):
         related_name="+",
         to_field="click_id",
         db_constraint=False,
+        db_index=False,
     )
-    affiliate = models.ForeignKey(Affiliate, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    link = models.ForeignKey(Link, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    affiliate = models.ForeignKey(
+        Affiliate, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False)
+    link = models.ForeignKey(Link, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False)
     attributed_by = models.CharField(
         _("attributed by"), max_length=16, choices=Attribution.choices, default=Attribution.NONE
     )
     source = models.CharField(_("source"), max_length=16, choices=Source.choices)
     ip_hash = models.CharField(_("IP hash"), max_length=64, blank=True)
     fraud_flags = models.JSONField(_("fraud flags"), default=list, blank=True)
-    in_review = models.BooleanField(_("in review"), default=False, db_index=True)
+    in_review = models.BooleanField(_("in review"), default=False)
 
     objects = ScopedManager(program="program")
 
@@ -467,10 +473,13 @@ class Conversion(models.Model):
             models.UniqueConstraint(fields=["program", "kind", "order_id"], name="conversion_order_unique"),
         ]
         indexes = [
+            models.Index(fields=["program", "created_at"], name="conversion_program_time_idx"),
             models.Index(fields=["program", "affiliate", "created_at"], name="conversion_aff_time_idx"),
             models.Index(fields=["program", "status", "created_at"], name="conversion_status_idx"),
             # Renewal numbers count a customer's earlier sales.
             models.Index(fields=["program", "customer_id", "kind", "created_at"], name="conversion_customer_idx"),
+            # The review queue; few conversions are in review, and a new one that is not costs this index nothing.
+            models.Index(fields=["program", "created_at"], name="conversion_review_idx", condition=Q(in_review=True)),
         ]
 
     def __str__(self) -> str:
@@ -480,13 +489,13 @@ class Conversion(models.Model):
 class ConversionEvent(models.Model):
     """Audit trail of a conversion: creation and every status change, with who, when and why."""
 
-    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+", db_index=False)
     conversion = models.ForeignKey(Conversion, on_delete=models.CASCADE, related_name="events")
     from_status = models.CharField(_("from"), max_length=16, choices=ConversionStatus.choices, blank=True)
     to_status = models.CharField(_("to"), max_length=16, choices=ConversionStatus.choices)
     reason = models.TextField(_("reason"), blank=True)
-    actor = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    actor = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False)
+    created_at = models.DateTimeField(_("when"), default=timezone.now)
 
     objects = ScopedManager(program="program")
 
@@ -494,6 +503,16 @@ class ConversionEvent(models.Model):
         verbose_name = _("conversion event")
         verbose_name_plural = _("conversion events")
         ordering = ["created_at", "pk"]
+        indexes = [
+            # Rollups read a program's reversals by time; the other events are only read per conversion.
+            models.Index(
+                fields=["program", "created_at"],
+                name="event_reversal_idx",
+                condition=Q(to_status=ConversionStatus.REVERSED),
+            ),
+            # Deleting a user sets their events' actor to NULL; events without an actor (most) are not in it.
+            models.Index(fields=["actor"], name="event_actor_idx", condition=Q(actor__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.conversion}: {self.from_status or '—'} → {self.to_status}"
@@ -508,8 +527,8 @@ class PostbackAttempt(models.Model):
         UPDATED = "updated", _("Status updated")
         REFUSED = "refused", _("Refused")
 
-    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
-    created_at = models.DateTimeField(_("received"), default=timezone.now, db_index=True)
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+", db_index=False)
+    created_at = models.DateTimeField(_("received"), default=timezone.now)
     method = models.CharField(max_length=8)
     params = models.JSONField(_("parameters"), default=dict)  # the token is never stored
     ip_hash = models.CharField(_("IP hash"), max_length=64, blank=True)
@@ -517,8 +536,12 @@ class PostbackAttempt(models.Model):
     reason = models.CharField(_("reason"), max_length=64, blank=True)
     message = models.TextField(_("message"), blank=True)
     http_status = models.PositiveSmallIntegerField(_("HTTP status"))
-    conversion = models.ForeignKey(Conversion, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    replay_of = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replays")
+    conversion = models.ForeignKey(
+        Conversion, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
+    replay_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replays", db_index=False
+    )
 
     objects = ScopedManager(program="program")
 
@@ -526,6 +549,13 @@ class PostbackAttempt(models.Model):
         verbose_name = _("postback attempt")
         verbose_name_plural = _("postback attempts")
         ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["program", "created_at"], name="postback_log_idx"),
+            # The log filtered to refusals ("why is this sale missing?"); accepted postbacks are not in it.
+            models.Index(fields=["program", "created_at"], name="postback_refused_idx", condition=Q(result="refused")),
+            # Deleting an attempt sets its replays' replay_of to NULL; only replays are in this index.
+            models.Index(fields=["replay_of"], name="postback_replay_idx", condition=Q(replay_of__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.result} {self.reason}"
@@ -539,8 +569,8 @@ class StatsDirtyKey(models.Model):
     a lost Celery message or a killed worker delays a recompute, never loses it.
     """
 
-    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
-    affiliate = models.ForeignKey(Affiliate, on_delete=models.CASCADE, related_name="+")
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+", db_index=False)
+    affiliate = models.ForeignKey(Affiliate, on_delete=models.CASCADE, related_name="+", db_index=False)
     day = models.DateField(_("day"))
     marked_at = models.DateTimeField(_("marked"), default=timezone.now)
 
