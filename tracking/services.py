@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -68,6 +69,9 @@ MAX_FUTURE = timedelta(minutes=5)  # clocks of advertisers' servers drift
 MAX_AMOUNT = currency.MAX_AMOUNT
 AUTO_APPROVE_BATCH = 500
 ZERO = Decimal("0")
+# Computed once: ``Choices.values`` builds a new list on every access, and every postback checks its kind.
+KINDS, STATUSES = frozenset(ConversionKind.values), frozenset(ConversionStatus.values)
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f]")
 
 
 # --- Input ---------------------------------------------------------------------------------------------------
@@ -89,7 +93,7 @@ def describe_error(error: ValidationError) -> tuple[str | None, str, str]:
 
 def clean_kind(value) -> str:
     kind = str(value or ConversionKind.SALE).strip().lower()
-    if kind not in ConversionKind.values:
+    if kind not in KINDS:
         raise field_error(
             "kind", _("Use one of: %(kinds)s.") % {"kinds": ", ".join(ConversionKind.values)}, "invalid_kind"
         )
@@ -100,7 +104,7 @@ def clean_text(value, *, field: str, max_length: int) -> str:
     text = "" if value is None else str(value).strip()
     if len(text) > max_length:
         raise field_error(field, _("At most %(max)s characters.") % {"max": max_length}, f"invalid_{field}")
-    if any(ord(char) < 32 for char in text):
+    if CONTROL_CHARACTER.search(text):
         raise field_error(field, _("Control characters are not allowed."), f"invalid_{field}")
     return text
 
@@ -141,7 +145,7 @@ def clean_status(value) -> str | None:
         return None
     status = str(value).strip().lower()
     status = STATUS_ALIASES.get(status, status)
-    if status not in ConversionStatus.values:
+    if status not in STATUSES:
         raise field_error(
             "status",
             _("Use one of: %(statuses)s.") % {"statuses": ", ".join(ConversionStatus.values)},
@@ -677,6 +681,7 @@ def auto_approve_due_conversions(*, program: Program) -> int:
 
 TOKEN_HEADER = "x-goalpost-token"  # noqa: S105 - a header name, not a secret
 SIGNATURE_HEADER = "x-goalpost-signature"
+PROTOCOL_HEADERS = (TOKEN_HEADER, SIGNATURE_HEADER)  # the headers _check_postback_access reads
 SECRET_PARAMS = frozenset({"token", "signature"})
 POSTBACK_PARAMS = ("click_id", "order_id", "amount", "currency", "kind", "customer_id", "coupon", "status", "ip")
 STORED_VALUE_LENGTH = 300
