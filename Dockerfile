@@ -30,6 +30,6 @@ RUN useradd --system --uid 10001 --no-create-home --home-dir /app --shell /usr/s
 USER goalpost
 
 EXPOSE 8000
-# gunicorn reads WEB_CONCURRENCY for its worker count. Its control socket is off: gunicornc is not used in a
-# container, and the socket would need a writable home directory. Heartbeat files go to memory, not disk.
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "--no-control-socket", "--worker-tmp-dir", "/dev/shm"]
+# config/gunicorn.py is the one server configuration (workers, worker class, access log to stdout, no control
+# socket, heartbeat files in memory), the same that bench/click.py and bench/postback.py measure.
+CMD ["gunicorn", "-c", "config/gunicorn.py", "config.wsgi"]

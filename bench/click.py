@@ -2,7 +2,8 @@
 
     python bench/click.py            (BENCH_SECONDS=10, BENCH_DATABASE_URL, BENCH_REDIS_URL to change defaults)
 
-One gunicorn configuration (production settings, gthread, one worker per CPU, access log on) serves three
+One gunicorn configuration (config/gunicorn.py, as production runs it: sync workers, 2 per CPU + 1, access
+log on; its environment variables change it) with production settings serves three
 runs in turn: a Django view that only returns a 302 (through the whole middleware stack, as any page), the
 click redirect with the Redis buffer, and the click redirect writing each click to PostgreSQL. wrk drives
 each with 32 connections (a Python load generator if wrk is not installed). The three runs alternate for
@@ -43,8 +44,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = 32
 WARM_UP_REQUESTS = 200
-WORKERS = os.cpu_count() or 1
-THREADS = int(os.environ.get("BENCH_THREADS", "16"))  # one per connection: no request waits for a thread
+GUNICORN_CONFIG = ROOT / "config" / "gunicorn.py"
 
 
 def free_port() -> int:
@@ -53,18 +53,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def server_configuration() -> str:
+    """Workers, worker class and threads as config/gunicorn.py reads them from this environment."""
+    values: dict = {}
+    exec(GUNICORN_CONFIG.read_text(), values)  # noqa: S102  (our own config file, as gunicorn itself reads it)
+    return f"{values['workers']} workers, {values['worker_class']}, {values['threads']} thread(s) each"
+
+
 @contextlib.contextmanager
 def gunicorn(env: dict[str, str], access_log: Path):
+    """gunicorn with the production configuration (config/gunicorn.py) on a free loopback port."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "config.wsgi",
-        *("--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS), "--worker-class", "gthread"),
-        *("--threads", str(THREADS), "--access-logfile", str(access_log), "--no-control-socket"),
-        *("--log-level", "warning", "--backlog", "2048"),
-    ]
+    command = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), "config.wsgi", "--log-level", "warning"]
+    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_ACCESS_LOG": str(access_log)}
     process = subprocess.Popen(command, cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + 30
@@ -208,7 +209,7 @@ def main() -> None:
     code = bench_link().code
     load = load_with_wrk if shutil.which("wrk") else load_with_python
     print(f"machine: {machine()}")
-    print(f"gunicorn: {WORKERS} workers x {THREADS} threads (gthread); load: {load.__name__[10:]}, {CONNECTIONS} conns")
+    print(f"gunicorn (config/gunicorn.py): {server_configuration()}; load: {load.__name__[10:]}, {CONNECTIONS} conns")
     runs = [
         ("bare Django 302 view", f"/bare/{code}", "redis"),
         ("/c/ Redis buffer", f"/c/{code}", "redis"),

@@ -2,7 +2,7 @@
 
     python bench/postback.py         (BENCH_SECONDS=10, BENCH_DATABASE_URL, BENCH_REDIS_URL to change defaults)
 
-One gunicorn configuration (production settings, gthread, one worker per CPU, bench/django_bench's URLconf:
+One gunicorn configuration (config/gunicorn.py, as production runs it; production settings, bench/django_bench's URLconf:
 the product routes plus /bare/<code>) serves two runs in turn: the bare view that only answers 302, then
 GET /postback/<slug> with a new order id on every request (a click-attributed sale with a revenue-share rule:
 the common case), 32 connections each, driven by wrk (a Python load generator if wrk is not installed),
@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.click import THREADS, WORKERS, gunicorn  # noqa: E402  (after the path fix above)
+from bench.click import gunicorn, server_configuration  # noqa: E402  (after the path fix above)
 from bench.django_bench.common import bench_link, machine, set_up_django, wsgi_call  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
@@ -279,7 +279,7 @@ def main() -> None:
     program = link.program
     load = load_with_wrk if shutil.which("wrk") else load_with_python
     print(f"machine: {machine()}")
-    print(f"gunicorn: {WORKERS} workers x {THREADS} threads (gthread); load: {load.__name__[10:]}, {CONNECTIONS} conns")
+    print(f"gunicorn (config/gunicorn.py): {server_configuration()}; load: {load.__name__[10:]}, {CONNECTIONS} conns")
     postback_prefix = f"/postback/{program.slug}?" + urlencode({"token": token, "amount": "49.90"})
     rounds: dict[str, list[dict]] = {BARE: [], POSTBACK: []}
     with contextlib.ExitStack() as stack:

@@ -93,7 +93,7 @@ def test_compose_migrates_once_before_the_app_starts(compose):
 
 def test_compose_web_worker_and_beat_commands(compose):
     services = compose["services"]
-    assert command_text(services["web"]["command"]).startswith("gunicorn config.wsgi ")
+    assert command_text(services["web"]["command"]) == "gunicorn -c config/gunicorn.py config.wsgi"
     assert "http://127.0.0.1:8000/" in command_text(services["web"]["healthcheck"]["test"])
     assert command_text(services["worker"]["command"]).startswith("celery -A config worker")
     assert command_text(services["beat"]["command"]).startswith("celery -A config beat")
@@ -128,7 +128,7 @@ def test_dockerfile_runs_gunicorn_as_an_unprivileged_user():
     users = re.findall(r"^USER (\S+)$", dockerfile, re.MULTILINE)
     assert users
     assert users[-1] not in {"root", "0"}
-    assert re.search(r'^CMD \["gunicorn", "config\.wsgi"', dockerfile, re.MULTILINE)
+    assert re.search(r'^CMD \["gunicorn", "-c", "config/gunicorn\.py", "config\.wsgi"\]$', dockerfile, re.MULTILINE)
     assert "DJANGO_ENV=production" in dockerfile
     assert "manage.py collectstatic --noinput" in dockerfile
 
@@ -189,3 +189,30 @@ def test_the_postback_hot_path_can_be_switched_off_from_the_environment(tmp_path
         production_env(tmp_path, TRACKING_SQL_HOT_PATH=value),
     )
     assert (result.returncode, result.stdout.strip()) == (0, expected), result.stderr
+
+
+def gunicorn_settings(monkeypatch, **environment) -> dict:
+    """config/gunicorn.py's settings as gunicorn reads them (it executes the file) in ``environment``."""
+    for name in ("WEB_CONCURRENCY", "GUNICORN_WORKER_CLASS", "GUNICORN_THREADS", "GUNICORN_BIND"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    values: dict = {}
+    exec((ROOT / "config" / "gunicorn.py").read_text(), values)  # noqa: S102  (our own config file)
+    return values
+
+
+def test_gunicorn_defaults_to_sync_workers_two_per_cpu_plus_one(monkeypatch):
+    values = gunicorn_settings(monkeypatch)
+
+    assert (values["worker_class"], values["threads"]) == ("sync", 1)
+    assert values["workers"] == 2 * os.cpu_count() + 1
+    assert (values["bind"], values["accesslog"], values["control_socket_disable"]) == ("0.0.0.0:8000", "-", True)
+
+
+def test_gunicorn_settings_come_from_the_environment(monkeypatch):
+    values = gunicorn_settings(
+        monkeypatch, WEB_CONCURRENCY="3", GUNICORN_WORKER_CLASS="gthread", GUNICORN_THREADS="8", GUNICORN_BIND=":9000"
+    )
+
+    assert (values["workers"], values["worker_class"], values["threads"], values["bind"]) == (3, "gthread", 8, ":9000")
