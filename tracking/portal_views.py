@@ -89,7 +89,9 @@ def link_builder(request: HttpRequest, program_slug: str) -> HttpResponse:
     # Another affiliate's link answers like a missing one: 404, not a form error that confirms it exists.
     if link_id and not (link_id.isdigit() and links.filter(pk=link_id).exists()):
         raise Http404
-    context = builder_context(request, links, request.GET or None)
+    first = None if request.GET else links.first()
+    # Opened without a choice, the builder shows the URL of the affiliate's first link, as the link list does.
+    context = builder_context(request, links, request.GET or ({"link": first.pk} if first else None))
     status = 400 if context["builder"].errors else 200
     template = "tracking/portal/_builder.html#built" if request.htmx else "tracking/portal/link_builder.html"
     return render(request, template, {"affiliate": affiliate, **context}, status=status)

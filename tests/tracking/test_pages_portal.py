@@ -12,7 +12,7 @@ from django_scopes import scopes_disabled
 
 from tests.conftest import build_world
 from tests.factories import ClickFactory, CommissionPlanFactory, CommissionRuleFactory, ConversionFactory, LinkFactory
-from tracking import services
+from tracking import selectors, services
 from tracking.links import create_link, create_offer
 from tracking.models import Conversion, Coupon, Link
 
@@ -92,6 +92,19 @@ def test_link_builder_adds_the_filled_sub_ids_to_the_url(client, portal):
     assert page.lstrip().startswith('<div id="built"')
     assert f'<code id="built-url" class="url built-url">{escape(built)}</code>' in page
     assert f'data-copy="{escape(built)}"' in page
+
+
+def test_link_builder_opened_without_a_choice_shows_the_first_own_link(client, portal):
+    world = portal["world"]
+    client.force_login(world.affiliate_user)
+    with scopes_disabled():
+        first = selectors.own_links(program=world.program, affiliate=world.affiliate).first()
+
+    response = client.get(url("link_builder", world))
+
+    assert response.status_code == 200
+    assert f'<code id="built-url" class="url built-url">http://testserver/c/{first.code}</code>' in body(response)
+    assert "Create a link first" not in body(response)
 
 
 def test_link_builder_page_works_without_javascript(client, portal):
