@@ -2,14 +2,14 @@
 
     python bench/postback.py         (BENCH_SECONDS=10, BENCH_DATABASE_URL, BENCH_REDIS_URL to change defaults)
 
-One gunicorn configuration (config/gunicorn.py, as production runs it; production settings, bench/django_bench's URLconf:
-the product routes plus /bare/<code>) serves two runs in turn: the bare view that only answers 302, then
-GET /postback/<slug> with a new order id on every request (a click-attributed sale with a revenue-share rule:
-the common case), 32 connections each, driven by wrk (a Python load generator if wrk is not installed),
-alternated for BENCH_ROUNDS rounds (default 3); the table shows medians and every round's ratio.
-Every postback must answer 200 "created", and the conversions stored must equal the postbacks served.
-Then, in this process, handle_postback is called directly under CaptureQueriesContext to count the SQL
-statements of one new conversion. Targets (issue 4): >= 0.3x the bare view, <= 3 queries per conversion.
+One gunicorn configuration (config/gunicorn.py, as production runs it; production settings, bench/django_bench's
+URLconf: the product routes plus /bare/<code>) serves two runs in turn: the bare view that only answers 302, then
+GET /postback/<slug> with a new order id on every request (a click-attributed sale with a revenue-share rule: the
+common case), 32 connections each, driven by wrk (a Python load generator if wrk is not installed), alternated for
+BENCH_ROUNDS rounds (default 3); the table shows medians and every round's ratio. Every postback must answer 200
+"created", and the conversions stored must equal the postbacks served. Then, in this process, handle_postback is
+called directly under CaptureQueriesContext to count the SQL statements of one new conversion. Targets (issue 4): >=
+0.3x the bare view, <= 3 queries per conversion.
 """
 
 import contextlib
