@@ -83,6 +83,13 @@ def visitor_language(meta: Mapping[str, str]) -> str:
     """The caller's language as LocaleMiddleware would pick it (language cookie, then Accept-Language, then the
     default), for the answers made before Django's middleware. Only error pages and postback answers ask: a
     worker thread keeps whatever language the last page it served activated."""
+    if not meta.get("HTTP_COOKIE") and not meta.get("HTTP_ACCEPT_LANGUAGE"):
+        # What get_language_from_request answers then, without building a request and parsing its cookies:
+        # advertisers' servers send neither header, and every postback asks.
+        try:
+            return translation.get_supported_language_variant(settings.LANGUAGE_CODE)
+        except LookupError:
+            return settings.LANGUAGE_CODE
     request = HttpRequest()
     request.META = meta
     request.COOKIES = parse_cookie(meta.get("HTTP_COOKIE", ""))

@@ -4,9 +4,12 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.http import HttpRequest
+from django.http.cookie import parse_cookie
 from django.utils import translation
 from django_scopes import scopes_disabled
 
+from tracking.clickpath import visitor_language
 from tracking.models import Conversion, PostbackAttempt
 
 pytestmark = pytest.mark.django_db
@@ -106,3 +109,35 @@ def test_a_visitor_on_a_dead_link_reads_the_page_in_their_language(wsgi_get):
     assert russian != "This link does not exist or is no longer active."
     assert russian in response.body.decode()
     assert "This link does not exist or is no longer active." in english.body.decode()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"HTTP_COOKIE": "django_language=sv"},
+        {"HTTP_COOKIE": "sessionid=x"},
+        {"HTTP_ACCEPT_LANGUAGE": "pl-PL,pl;q=0.9"},
+        {"HTTP_ACCEPT_LANGUAGE": "de-DE"},
+        {"HTTP_COOKIE": "", "HTTP_ACCEPT_LANGUAGE": ""},
+    ],
+    ids=["no-headers", "language-cookie", "other-cookie", "accept-language", "unsupported", "empty-headers"],
+)
+def test_visitor_language_is_what_django_picks(headers):
+    meta = {"REQUEST_METHOD": "GET", **headers}
+    request = HttpRequest()
+    request.META = meta
+    request.COOKIES = parse_cookie(meta.get("HTTP_COOKIE", ""))
+    translation.activate("ru")  # what a page in Russian leaves behind in a worker thread
+    try:
+        assert visitor_language(meta) == translation.get_language_from_request(request)
+    finally:
+        translation.deactivate()
+
+
+def test_visitor_language_without_headers_is_the_default(settings):
+    assert visitor_language({}) == "en"
+    settings.LANGUAGE_CODE = "sv-se"  # a variant of a supported language
+    assert visitor_language({}) == "sv"
+    assert visitor_language({"HTTP_COOKIE": "django_language=pl"}) == "pl"
+    assert visitor_language({"HTTP_ACCEPT_LANGUAGE": "ru"}) == "ru"
