@@ -21,7 +21,9 @@ import hashlib
 import operator
 import weakref
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from datetime import date
+from decimal import Decimal
+from functools import cache
 from uuid import UUID
 
 from django.conf import settings as django_settings
@@ -197,30 +199,50 @@ def _execute_prepared(cursor, name: str, sql: str, params: list, types: str = ""
     if name not in prepared:
         cursor.execute(f"PREPARE {name} {types} AS {sql}")
         prepared.add(name)
-    cursor.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", params)
+    cursor.execute(_execute_sql(name, len(params)), params)
 
 
-@lru_cache(maxsize=64)
-def _prepared_write(sql: str) -> tuple[str, str]:
+@cache
+def _execute_sql(name: str, count: int) -> str:
+    return f"EXECUTE {name} ({', '.join(['%s'] * count)})"
+
+
+def _numbered(sql: str) -> tuple[str, str]:
     """(statement name, SQL with PostgreSQL's $1, $2, … for ``%s``) of one shape of the write."""
     parts = sql.split("%s")  # the SQL has no other % sign
     numbered = "".join(part + (f"${number}" if number < len(parts) else "") for number, part in enumerate(parts, 1))
     return WRITE_STATEMENT + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:16], numbered
 
 
+def _array_literal(values) -> str:
+    """PostgreSQL's text form of a text[] of ``values``: sent as one string, which psycopg2 quotes in C."""
+    quoted = ('"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
+    return "{" + ",".join(quoted) + "}"
+
+
+CAP_METRICS_ARRAY = _array_literal(CAP_METRICS)
+
+
 def _execute_read(cursor, params: list) -> None:
     _execute_prepared(cursor, READ_STATEMENT, _read_sql(), params, "(text, uuid, text, text[])")
+
+
+@cache
+def _read_widths() -> tuple[int, ...]:
+    return tuple(len(model._meta.concrete_fields) for model, _alias in READ_PARTS)
 
 
 def read_postback_context(*, slug: str, click_id: UUID | None, kind: str) -> PostbackContext | None:
     """One SELECT for a postback to ``slug`` (None: no such program). For a program without tracking settings
     yet, only the program is loaded; the click is then left to the general path."""
+    # Plain text for the uuid and the text[]: psycopg2 quotes str in C, a UUID or a list through Python.
+    params = [slug, None if click_id is None else str(click_id), kind, CAP_METRICS_ARRAY]
     with connection.cursor() as cursor:
-        _execute_read(cursor, [slug, click_id, kind, list(CAP_METRICS)])
+        _execute_read(cursor, params)
         rows = cursor.fetchall()
     if not rows:
         return None
-    widths = [len(model._meta.concrete_fields) for model, _alias in READ_PARTS]
+    widths = _read_widths()
     first = rows[0]
     parts, start = [], 0
     for width in widths[:5]:
@@ -256,9 +278,9 @@ def read_postback_context(*, slug: str, click_id: UUID | None, kind: str) -> Pos
 def _insert_shape(model: type[Model], skip: tuple[str, ...]) -> tuple[str, str, tuple]:
     """(quoted columns, typed placeholders, value readers) that Model.save would insert for ``model``.
 
-    A reader takes the object and returns the value to send. psycopg2 adapts str, int, bool, Decimal, UUID,
-    date and aware datetimes as they are, which is all Field.get_db_prep_save does with them on PostgreSQL;
-    fields that do more (JSON, auto_now dates, anything unusual) go through it.
+    A reader takes the object and returns the value Model.save would send (a JSON list or dict as the text its
+    Jsonb quotes): Field.get_db_prep_save does nothing on PostgreSQL to str, int, bool, Decimal, UUID, date and
+    aware datetimes; fields that do more (auto_now dates, anything unusual) go through it.
     """
     fields = tuple(field for field in model._meta.concrete_fields if not field.primary_key and field.name not in skip)
     columns = ", ".join(_qn(field.column) for field in fields)
@@ -281,18 +303,110 @@ def _reader(field):
     auto_date = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
     if isinstance(field, PLAIN_FIELDS) or (isinstance(field, models.DateTimeField) and not auto_date):
         return operator.attrgetter(field.attname)
+    if type(field) is models.JSONField:
+        return _json_reader(field)
     return lambda obj: field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
 
 
-def _insert_parts(obj: Model, *, skip: tuple[str, ...] = ()) -> tuple[str, str, list]:
-    """(quoted columns, typed placeholders, values) of an unsaved ``obj``, as Model.save would insert it."""
-    columns, placeholders, readers = _insert_shape(type(obj), skip)
-    return columns, placeholders, [read(obj) for read in readers]
+def _json_reader(field: models.JSONField):
+    """A JSON list or dict as the text get_db_prep_save's Jsonb would send (json.dumps with the field's
+    encoder); anything else (None, an expression, …) goes through get_db_prep_save."""
+    from django.db.backends.postgresql.operations import get_json_dumps  # psycopg2 is needed on PostgreSQL only
+
+    dumps, attname = get_json_dumps(field.encoder), field.attname
+
+    def read(obj):
+        value = obj.__dict__[attname]
+        if type(value) in (list, dict):
+            return dumps(value)
+        return field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
+
+    return read
+
+
+# --- Values as psycopg2 quotes them in C --------------------------------------------------------------------------
+# psycopg2 adapts str, int, bool and None in C; a UUID, a Decimal, a date, a str subclass (the models' Choices) or
+# a Json wrapper goes through Python, which cost more than the rest of building the write. Each placeholder has
+# its ::type cast, so the text psycopg2's adapter would have produced is sent instead, as a string: the same
+# value reaches PostgreSQL.
+
+PASSED = frozenset({str, int, bool, float, type(None)})
+
+
+def _decimal_text(value: Decimal) -> str:
+    return str(value) if value.is_finite() else "NaN"  # what psycopg2's Decimal adapter sends
+
+
+def _iso_text(value: date) -> str:
+    return value.isoformat()  # what psycopg2's date and datetime adapters quote
+
+
+def _json_text(value) -> str:
+    return value.dumps(value.adapted)  # what psycopg2's Json.getquoted quotes
+
+
+@cache
+def _to_text(kind: type):
+    """How a value of ``kind`` becomes the text psycopg2 would quote for it (None: sent as it is)."""
+    from psycopg2.extras import Json  # psycopg2 is needed on PostgreSQL only
+
+    for base, convert in (
+        (str, str.__str__),
+        (Decimal, _decimal_text),
+        (UUID, str),
+        (date, _iso_text),  # datetime too
+        (Json, _json_text),
+    ):
+        if issubclass(kind, base):
+            return convert
+    return None
+
+
+def _sendable(value):
+    kind = type(value)
+    if kind in PASSED:
+        return value
+    convert = _to_text(kind)
+    return value if convert is None else convert(value)
+
+
+def _insert_parts(obj: Model, *, skip: tuple[str, ...] = ()) -> list:
+    """The values of an unsaved ``obj``, as Model.save would insert them, in ``_insert_shape``'s order."""
+    _columns, _placeholders, readers = _insert_shape(type(obj), skip)
+    return [_sendable(read(obj)) for read in readers]
 
 
 def _select(placeholders: str) -> str:
     """The SELECT that inserts a row per new conversion (none for a resent order), with its id last."""
     return f"SELECT {placeholders}, c.id FROM c"  # noqa: S608 - typed placeholders only
+
+
+@cache
+def _write_statement(with_attempt: bool, cells: int) -> tuple[str, str]:
+    """(statement name, numbered SQL) of the write for a conversion, its event, a log entry if ``with_attempt``
+    and ``cells`` dirty marks: built once per shape."""
+    columns, placeholders, _readers = _insert_shape(Conversion, ())
+    conversions = _qn(Conversion._meta.db_table)
+    insert = f"INSERT INTO {conversions} ({columns}) VALUES ({placeholders})"  # noqa: S608 - typed placeholders
+    ctes = [f"c AS ({insert} ON CONFLICT DO NOTHING RETURNING id)"]
+    selected = ["c.id"]
+    for name, model in (("e", ConversionEvent), ("a", PostbackAttempt if with_attempt else None)):
+        if model is None:
+            selected.append("NULL")
+            continue
+        columns, placeholders, _readers = _insert_shape(model, ("conversion",))
+        table = _qn(model._meta.db_table)
+        ctes.append(f"{name} AS (INSERT INTO {table} ({columns}, conversion_id) {_select(placeholders)} RETURNING id)")
+        selected.append(f"(SELECT id FROM {name})")  # noqa: S608 - a CTE's name
+    if cells:
+        values = ", ".join(["(%s::integer, %s::integer, %s::date, %s::timestamptz)"] * cells)
+        table = _qn(StatsDirtyKey._meta.db_table)
+        ctes.append(
+            f"d AS (INSERT INTO {table} (program_id, affiliate_id, day, marked_at) SELECT k.* FROM c, "  # noqa: S608
+            f"(VALUES {values}) AS k (program_id, affiliate_id, day, marked_at))"
+        )
+    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM c"  # noqa: S608 - names from the models
+    return _numbered(sql)
 
 
 def _mark_saved(obj: Model, pk: int) -> None:
@@ -305,33 +419,15 @@ def insert_conversion(
 ) -> bool:
     """Insert a new ``conversion`` with its creation ``event``, the postback log entry ``attempt`` (if any) and
     the rollups' dirty marks of ``keys``, in one statement. False, and nothing written, if the order exists."""
-    columns, placeholders, params = _insert_parts(conversion)
-    conversions = _qn(Conversion._meta.db_table)
-    insert = f"INSERT INTO {conversions} ({columns}) VALUES ({placeholders})"  # noqa: S608 - typed placeholders
-    ctes = [f"c AS ({insert} ON CONFLICT DO NOTHING RETURNING id)"]
-    selected = ["c.id"]
-    for name, obj in (("e", event), ("a", attempt)):
-        if obj is None:
-            selected.append("NULL")
-            continue
-        columns, placeholders, values = _insert_parts(obj, skip=("conversion",))
-        table = _qn(obj._meta.db_table)
-        ctes.append(f"{name} AS (INSERT INTO {table} ({columns}, conversion_id) {_select(placeholders)} RETURNING id)")
-        params += values
-        selected.append(f"(SELECT id FROM {name})")  # noqa: S608 - a CTE's name
+    params = _insert_parts(conversion)
+    params += _insert_parts(event, skip=("conversion",))
+    if attempt is not None:
+        params += _insert_parts(attempt, skip=("conversion",))
     if keys:
-        rows = sorted(keys)
-        marked_at = connection.ops.adapt_datetimefield_value(conversion.status_changed_at)
-        values = ", ".join(["(%s::integer, %s::integer, %s::date, %s::timestamptz)"] * len(rows))
-        table = _qn(StatsDirtyKey._meta.db_table)
-        ctes.append(
-            f"d AS (INSERT INTO {table} (program_id, affiliate_id, day, marked_at) SELECT k.* FROM c, "  # noqa: S608
-            f"(VALUES {values}) AS k (program_id, affiliate_id, day, marked_at))"
-        )
-        for affiliate_id, day in rows:
-            params += [conversion.program_id, affiliate_id, day, marked_at]
-    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM c"  # noqa: S608 - names from the models
-    name, numbered = _prepared_write(sql)
+        marked_at = _sendable(connection.ops.adapt_datetimefield_value(conversion.status_changed_at))
+        for affiliate_id, day in sorted(keys):
+            params += [conversion.program_id, affiliate_id, _sendable(day), marked_at]
+    name, numbered = _write_statement(attempt is not None, len(keys))
     with connection.cursor() as cursor:
         _execute_prepared(cursor, name, numbered, params)
         row = cursor.fetchone()
