@@ -495,6 +495,20 @@ def test_drain_skips_unreadable_entries_and_deleted_links(alice_link, wsgi_get, 
 
 @needs_redis
 @pytest.mark.usefixtures("buffered")
+def test_drain_drops_an_entry_holding_two_and_keeps_the_rest(alice_link, wsgi_get, drain_all):
+    wsgi_get(f"/c/{alice_link.link.code}")
+    buffer = event_buffer()
+    good = json.loads(buffer.drain_client.xrange(buffer.stream)[0][1][b"e"])
+    twins = [json.dumps({**good, "id": uuid.uuid4().hex}) for _ in range(2)]
+    buffer.drain_client.xadd(buffer.stream, {"e": ",".join(twins)})  # read as one JSON array, it would be two clicks
+    buffer.drain_client.xadd(buffer.stream, {"e": json.dumps({**good, "id": uuid.uuid4().hex, "k": None})})
+
+    assert drain_all() == 3
+    assert [click.click_id.hex for click in clicks_of(alice_link.program)] == [good["id"]]
+
+
+@needs_redis
+@pytest.mark.usefixtures("buffered")
 def test_find_click_drains_a_click_still_in_the_buffer(alice_link, wsgi_get, django_capture_on_commit_callbacks):
     click_id = wsgi_get(f"/c/{alice_link.link.code}").header("Set-Cookie").split(";")[0].split("=")[1]
 
