@@ -12,6 +12,7 @@ called directly under CaptureQueriesContext to count the SQL statements of one n
 0.3x the bare view, <= 3 queries per conversion.
 """
 
+import collections
 import contextlib
 import http.client
 import json
@@ -266,6 +267,41 @@ def cpu_per_request(program, link, clicks: list[str]) -> tuple[float, float, flo
     return figures[0], figures[1], (backend_seconds(pid) - started) / count * 1000
 
 
+def cpu_seconds_by_process() -> collections.Counter:
+    """CPU seconds (user + system) spent so far by the processes of the machine, grouped: gunicorn's, PostgreSQL's
+    and this script's finished children (wrk); the rest of the machine's busy time is "other"."""
+    spent: collections.Counter = collections.Counter()
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        name = stat.split("(", 1)[1].rsplit(")", 1)[0]
+        group = "gunicorn" if b"gunicorn" in command else "postgres" if name.startswith("postgres") else None
+        if group:
+            spent[group] += (int(fields[11]) + int(fields[12])) / tick
+    times = os.times()
+    spent["wrk"] = times.children_user + times.children_system
+    busy = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    spent["machine"] = (sum(busy) - busy[3]) / tick  # everything but idle
+    return spent
+
+
+def with_cpu(load, port: int, path: str, clicks: list[str] | None) -> dict:
+    """``load``'s result plus the CPU milliseconds per request it cost each group of processes."""
+    before = cpu_seconds_by_process()
+    result = load(port, path, clicks)
+    spent = cpu_seconds_by_process()
+    spent.subtract(before)
+    requests = result["rps"] * SECONDS
+    cpu = {group: spent[group] * 1000 / requests for group in ("gunicorn", "postgres", "wrk")}
+    cpu["other"] = spent["machine"] * 1000 / requests - sum(cpu.values())
+    return {**result, "cpu": cpu}
+
+
 def settle() -> None:
     """Write out what a postback round left in PostgreSQL's buffers before the next bare round: its
     background flush would otherwise run during the bare view's round and be charged to it."""
@@ -295,8 +331,8 @@ def main() -> None:
             assert (status, json.loads(body)["status"]) == (200, "created"), body
         before = stored_counts()
         for _round in range(ROUNDS):  # alternated, so a slow minute of a shared machine hits both sides
-            rounds[BARE].append(load(port, f"/bare/{link.code}", None))
-            rounds[POSTBACK].append(load(port, postback_prefix, clicks))
+            rounds[BARE].append(with_cpu(load, port, f"/bare/{link.code}", None))
+            rounds[POSTBACK].append(with_cpu(load, port, postback_prefix, clicks))
             settle()
         after = stored_counts()
     results = {name: statistics.median(run["rps"] for run in measured) for name, measured in rounds.items()}
@@ -306,6 +342,10 @@ def main() -> None:
     for name, rps in results.items():
         errors = "; ".join(run["errors"] for run in rounds[name] if run["errors"])
         print(f"{name:28} {rps:8.0f} {rps / bare:5.2f}x" + (f"  ({errors})" if errors else ""))
+    print("machine CPU per request, ms (medians; on the same two CPUs, so the cost of one side slows the other):")
+    for name, measured in rounds.items():
+        groups = {group: statistics.median(run["cpu"][group] for run in measured) for group in measured[0]["cpu"]}
+        print(f"  {name:26} " + "  ".join(f"{group} {value:.2f}" for group, value in groups.items()))
     ratios = [run["rps"] / base["rps"] for run, base in zip(rounds[POSTBACK], rounds[BARE], strict=True)]
     print(f"{POSTBACK:28} ratio by round: {' '.join(f'{ratio:.2f}x' for ratio in ratios)}")
     conversions, created, attempts = (a - b for a, b in zip(after, before, strict=True))
