@@ -60,8 +60,17 @@ class StatusChangeInline(admin.TabularInline):
         return False
 
 
+class NoDeleteMixin:
+    """For rows that clicks and conversions refer to: they are paused or suspended through their status, never
+    deleted. Deleting would also make PostgreSQL scan the event tables to enforce PROTECT (their foreign keys
+    have no index of their own; docs/tracking-conversions.md, "Indexes")."""
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Affiliate)
-class AffiliateAdmin(admin.ModelAdmin):
+class AffiliateAdmin(NoDeleteMixin, admin.ModelAdmin):
     list_display = ["name", "email", "program", "status", "tier", "country", "created_at"]
     list_filter = ["status", "tier", "program", "country"]
     search_fields = ["name", "email", "website"]

@@ -8,6 +8,7 @@ the conversion services (the manager pages), which write the audit entry; admin 
 
 from django.contrib import admin
 
+from affiliates.admin import NoDeleteMixin
 from tracking.models import (
     Cap,
     Click,
@@ -73,7 +74,7 @@ class TrackingSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(Offer)
-class OfferAdmin(admin.ModelAdmin):
+class OfferAdmin(NoDeleteMixin, admin.ModelAdmin):
     list_display = ["name", "program", "status", "destination_url", "cookie_window_days", "created_at"]
     list_filter = ["status", "program"]
     search_fields = ["name", "destination_url"]
@@ -82,7 +83,7 @@ class OfferAdmin(admin.ModelAdmin):
 
 
 @admin.register(Link)
-class LinkAdmin(admin.ModelAdmin):
+class LinkAdmin(NoDeleteMixin, admin.ModelAdmin):
     list_display = ["code", "program", "affiliate", "offer", "name", "status", "created_at"]
     list_filter = ["status", "program"]
     search_fields = ["code", "name", "affiliate__name", "offer__name"]
@@ -148,7 +149,7 @@ class CommissionRuleInline(admin.TabularInline):
 
 
 @admin.register(CommissionPlan)
-class CommissionPlanAdmin(admin.ModelAdmin):
+class CommissionPlanAdmin(NoDeleteMixin, admin.ModelAdmin):
     list_display = ["name", "program", "is_default", "created_at"]
     list_filter = ["is_default", "program"]
     search_fields = ["name"]
@@ -158,7 +159,7 @@ class CommissionPlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(CommissionRule)
-class CommissionRuleAdmin(admin.ModelAdmin):
+class CommissionRuleAdmin(NoDeleteMixin, admin.ModelAdmin):
     list_display = ["__str__", "program", "kind", "rule_type", "amount", "percent", "offer", "affiliate"]
     list_filter = ["kind", "rule_type", "program"]
     search_fields = ["plan__name", "offer__name", "affiliate__name"]

@@ -130,3 +130,25 @@ def test_offers_stay_editable_in_admin(client, superuser, rows):
         offer = models.Offer.objects.order_by("pk").first()
     page = client.get(reverse("admin:tracking_offer_change", args=[offer.pk])).content.decode()
     assert 'name="destination_url"' in page
+
+
+@pytest.fixture
+def referenced(rows):
+    """An affiliate, offer, link, plan and rule that clicks and conversions refer to."""
+    with scopes_disabled():
+        rule = models.CommissionRule.objects.order_by("pk").first()
+        link = models.Link.objects.order_by("pk").first()
+    return [link.affiliate, link.offer, link, rule.plan, rule]
+
+
+def test_rows_that_events_refer_to_cannot_be_deleted_in_admin(client, superuser, referenced):
+    client.force_login(superuser)
+    for row in referenced:
+        meta = row._meta
+        delete_url = reverse(f"admin:{meta.app_label}_{meta.model_name}_delete", args=[row.pk])
+        changelist = client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")).content.decode()
+
+        assert client.post(delete_url, {"post": "yes"}).status_code == 403
+        assert 'value="delete_selected"' not in changelist
+        with scopes_disabled():
+            assert type(row).objects.filter(pk=row.pk).exists()
