@@ -254,8 +254,9 @@ def lookup_link(code: str) -> tuple[CachedLink | None, LinkExtras | None]:
             # builds a redis.Redis per call, which costs about as much as the rest of the click.
             keys = _stored_keys(_link_keys(code))
             return _decide_raw(code, keys, buffer.client.mget(keys))
-        found = cache.get_many(_link_keys(code))
-        return _decide(code, *(found.get(key) for key in _link_keys(code)))
+        keys = _link_keys(code)
+        found = cache.get_many(keys)
+        return _decide(code, *(found.get(key) for key in keys))
     except RedisError as error:
         if buffer is not None:
             buffer.failed(error)
