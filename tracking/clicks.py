@@ -162,18 +162,18 @@ class LinkExtras:
 _serializer = RedisSerializer()
 
 
-def _cache_shares_buffer() -> bool:
-    default = settings.CACHES["default"]
-    return default["BACKEND"].endswith("RedisCache") and default.get("LOCATION") == settings.CLICK_BUFFER_URL
-
-
 def _link_keys(code: str) -> list[str]:
     return [LINK_CACHE_PREFIX + code, EXTRAS_CACHE_PREFIX + code, STATUS_GENERATION_KEY]
 
 
 def _shared_buffer(buffer: EventBuffer | None) -> bool:
     """Whether the Django cache lives in the buffer's Redis, so the click path can read it over the buffer."""
-    return buffer is not None and isinstance(caches["default"], RedisCache) and _cache_shares_buffer()
+    default = settings.CACHES["default"]
+    return (
+        buffer is not None
+        and isinstance(caches["default"], RedisCache)
+        and default.get("LOCATION") == settings.CLICK_BUFFER_URL
+    )
 
 
 def _stored_keys(keys: list[str]) -> list[str]:
@@ -199,15 +199,18 @@ _seen: dict[str, SeenLink] = {}
 SEEN_LIMIT = 10_000
 
 
+def _current(link_data: dict | None, generation) -> bool:
+    """Whether a link's cache entry can be used as it is: cached ({} is a cached "no such code"), and read after
+    the last change of an affiliate's status (a suspended affiliate's link must stop at once)."""
+    return link_data is not None and (not link_data or link_data.get("status_generation", 0) == (generation or 0))
+
+
 def _decide(code: str, link_data, extras_data, generation) -> tuple[CachedLink | None, LinkExtras | None]:
     """The link and extras from what the cache held, reading the database for what is missing or stale."""
-    generation = generation or 0
-    if link_data is None or (link_data and link_data.get("status_generation", 0) != generation):
-        # Not cached yet, or an affiliate's status changed since (a suspended affiliate's link must stop):
-        # load_link reads the database and caches. {} is a cached "no such code".
-        link = load_link(code, status_generation=generation)
-    else:
+    if _current(link_data, generation):
         link = CachedLink(**link_data) if link_data else None
+    else:
+        link = load_link(code, status_generation=generation or 0)  # reads the database and caches
     if link is None or not link.active:
         return link, None
     return link, _extras_for(code, link, extras_data)
@@ -232,8 +235,7 @@ def _decide_raw(code: str, keys: list[str], found: list) -> tuple[CachedLink | N
     link_raw, extras_raw, generation_raw = found
     link_data, generation = _loads(link_raw), _loads(generation_raw)
     link, extras = _decide(code, link_data, _loads(extras_raw), generation)
-    fresh = link_data and link_data.get("status_generation", 0) == (generation or 0)
-    if link is not None and link.active and fresh:
+    if link is not None and link.active and _current(link_data, generation):
         if len(_seen) >= SEEN_LIMIT:
             _seen.clear()
         digest = hashlib.sha1(link_raw, usedforsecurity=False).hexdigest()
@@ -704,24 +706,26 @@ def _known_links_only(entries: list[dict]) -> list[dict]:
 # --- The drain ----------------------------------------------------------------------------------------------
 
 
+def _check(entry: dict) -> dict:
+    """``entry`` if it has what the redirect writes; KeyError, ValueError or TypeError otherwise."""
+    entry["k"], entry["p"], entry["l"], entry["t"]
+    uuid.UUID(entry["id"])
+    return entry
+
+
 def _parse(raw_entries: list) -> list[dict]:
     """The batch's entries, checked; unreadable ones are logged and dropped."""
     try:
         # One json.loads for the whole batch: per entry, the calls into the json module cost as much as the parse.
         entries = json.loads(b"[" + b",".join(fields[b"e"] for _entry_id, fields in raw_entries) + b"]")
-        for entry in entries:
-            entry["k"], entry["p"], entry["l"], entry["t"]
-            uuid.UUID(entry["id"])
         if len(entries) == len(raw_entries):  # an entry holding "{...},{...}" would read as two
-            return entries
+            return [_check(entry) for entry in entries]
     except (KeyError, ValueError, TypeError):
         pass  # some entry is not what the redirect writes: find it, one entry at a time
     entries = []
     for entry_id, fields in raw_entries:
         try:
-            entry = json.loads(fields[b"e"])
-            entry["k"], entry["p"], entry["l"], entry["id"], entry["t"]
-            uuid.UUID(entry["id"])
+            entry = _check(json.loads(fields[b"e"]))
         except (KeyError, ValueError, TypeError):
             logger.error("Dropped an unreadable click buffer entry %s: %r", entry_id, fields)
             continue
