@@ -9,6 +9,7 @@ import json
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, JsonResponse
+from django.http.request import HttpHeaders
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
@@ -54,7 +55,7 @@ postback_view.program_access = ProgramAccess(roles=frozenset(), checked_by_view=
 
 
 # The only headers the postback protocol reads, and their WSGI names.
-HEADER_KEYS = {name: "HTTP_" + name.upper().replace("-", "_") for name in services.PROTOCOL_HEADERS}
+HEADER_KEYS = {name: HttpHeaders.to_wsgi_name(name) for name in services.PROTOCOL_HEADERS}
 
 
 def postback_headers(request: HttpRequest) -> dict[str, str]:
