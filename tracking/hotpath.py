@@ -278,9 +278,9 @@ def read_postback_context(*, slug: str, click_id: UUID | None, kind: str) -> Pos
 def _insert_shape(model: type[Model], skip: tuple[str, ...]) -> tuple[str, str, tuple]:
     """(quoted columns, typed placeholders, value readers) that Model.save would insert for ``model``.
 
-    A reader takes the object and returns the value Model.save would send (a JSON list or dict as the text its
-    Jsonb quotes): Field.get_db_prep_save does nothing on PostgreSQL to str, int, bool, Decimal, UUID, date and
-    aware datetimes; fields that do more (auto_now dates, anything unusual) go through it.
+    A reader takes the object and returns the value Model.save would send: Field.get_db_prep_save does nothing
+    on PostgreSQL to str, int, bool, Decimal, UUID, date and aware datetimes; fields that do more (JSON, auto_now
+    dates, anything unusual) go through it. ``_sendable`` then turns the value into the text psycopg2 would send.
     """
     fields = tuple(field for field in model._meta.concrete_fields if not field.primary_key and field.name not in skip)
     columns = ", ".join(_qn(field.column) for field in fields)
@@ -303,25 +303,7 @@ def _reader(field):
     auto_date = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
     if isinstance(field, PLAIN_FIELDS) or (isinstance(field, models.DateTimeField) and not auto_date):
         return operator.attrgetter(field.attname)
-    if type(field) is models.JSONField:
-        return _json_reader(field)
     return lambda obj: field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
-
-
-def _json_reader(field: models.JSONField):
-    """A JSON list or dict as the text get_db_prep_save's Jsonb would send (json.dumps with the field's
-    encoder); anything else (None, an expression, …) goes through get_db_prep_save."""
-    from django.db.backends.postgresql.operations import get_json_dumps  # psycopg2 is needed on PostgreSQL only
-
-    dumps, attname = get_json_dumps(field.encoder), field.attname
-
-    def read(obj):
-        value = obj.__dict__[attname]
-        if type(value) in (list, dict):
-            return dumps(value)
-        return field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
-
-    return read
 
 
 # --- Values as psycopg2 quotes them in C --------------------------------------------------------------------------
