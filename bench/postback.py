@@ -1,12 +1,14 @@
 """Postback ingest under gunicorn against the bare Django view of bench/click.py, and SQL per new conversion.
 
-    python bench/postback.py         (BENCH_SECONDS=10, BENCH_DATABASE_URL, BENCH_REDIS_URL to change defaults)
+    python bench/postback.py         (BENCH_SECONDS=10, BENCH_ROUNDS=3, BENCH_HISTORY=100000, BENCH_DATABASE_URL,
+                                      BENCH_REDIS_URL to change defaults)
 
 One gunicorn configuration (config/gunicorn.py, as production runs it; production settings, bench/django_bench's
 URLconf: the product routes plus /bare/<code>) serves two runs in turn: the bare view that only answers 302, then
 GET /postback/<slug> with a new order id on every request (a click-attributed sale with a revenue-share rule: the
 common case), 32 connections each, driven by wrk (a Python load generator if wrk is not installed), alternated for
-BENCH_ROUNDS rounds (default 3); the table shows medians and every round's ratio. Every postback must answer 200
+BENCH_ROUNDS rounds (default 3); the table shows medians and every round's ratio. The conversion tables start with
+BENCH_HISTORY earlier conversions, as a live program's do (seed_history says why). Every postback must answer 200
 "created", and the conversions stored must equal the postbacks served. Then, in this process, handle_postback is
 called directly under CaptureQueriesContext to count the SQL statements of one new conversion. Targets (issue 4): >=
 0.3x the bare view, <= 3 queries per conversion.
@@ -38,6 +40,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 BARE, POSTBACK = "bare Django 302 view", "postback, new order each"
 CONNECTIONS = 32
+HISTORY = int(os.environ.get("BENCH_HISTORY", "100000"))  # earlier conversions in the tables (seed_history)
 CLICKS = 500  # postbacks spread over this many clicks (one hour old: no fast-conversion flag)
 QUERY_SAMPLE = 50
 CPU_SAMPLE = 500
@@ -81,11 +84,80 @@ def prepare(link) -> tuple[str, list[str]]:
             )
             for number in range(CLICKS)
         )
+    click_ids = [str(click.click_id) for click in clicks]
+    seed_history(program, click_ids)
     with connection.cursor() as cursor:
         # What autovacuum does on a live database (this machine runs without it): without statistics a table just
         # emptied and refilled looks empty, and the read finds its click by scanning the program's clicks.
         cursor.execute("ANALYZE")
-    return program.postback_token, [str(click.click_id) for click in clicks]
+    return program.postback_token, click_ids
+
+
+def seed_history(program, clicks: list[str]) -> None:
+    """HISTORY earlier conversions of the program, each with its audit entry and postback log entry, as a live
+    program's tables hold them: copies of one real postback's rows, 40 to 110 days old (before this month, so
+    this month's volumes are the bench's own), written by INSERT ... SELECT.
+
+    Not for show: PostgreSQL plans a foreign-key check once per connection and keeps the plan until the table's
+    statistics change. Planned against tables that were just emptied, the checks from a new audit entry and log
+    entry to their conversion scan the whole conversion table, and keep doing so as it grows (on this machine
+    without autovacuum, for ever): each postback then costs more than the one before."""
+    from django.db import connection
+    from django_scopes import scopes_disabled
+
+    from tracking.models import Conversion, ConversionEvent, PostbackAttempt
+    from tracking.postback import load_program
+    from tracking.services import handle_postback
+
+    params = {"token": program.postback_token, "click_id": clicks[0], "order_id": "history-0", "amount": "49.90"}
+    fresh, context = load_program(program.slug, params)
+    status, body = handle_postback(
+        program=fresh, params=params, method="GET", ip="198.51.100.9", headers={}, context=context
+    )
+    assert (status, body["status"]) == (200, "created"), body
+    with scopes_disabled():
+        template = Conversion.objects.get(pk=body["conversion_id"])
+        event = ConversionEvent.objects.get(conversion=template)
+        attempt = PostbackAttempt.objects.get(conversion=template)
+
+    def columns(model, *replaced: str) -> list[str]:
+        return [
+            field.column
+            for field in model._meta.concrete_fields
+            if not field.primary_key and field.column not in replaced
+        ]
+
+    copied = {
+        model: columns(model, *replaced)
+        for model, replaced in (
+            (Conversion, ("order_id", "created_at", "status_changed_at")),
+            (ConversionEvent, ("conversion_id", "created_at")),
+            (PostbackAttempt, ("conversion_id", "created_at")),
+        )
+    }
+    listed = {model: ", ".join(names) for model, names in copied.items()}
+    picked = {model: ", ".join(f"t.{name}" for name in names) for model, names in copied.items()}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH new AS (
+                INSERT INTO tracking_conversion ({listed[Conversion]}, order_id, created_at, status_changed_at)
+                SELECT {picked[Conversion]}, 'history-' || g, moment, moment
+                FROM tracking_conversion t, generate_series(1, %(count)s) AS s(g),
+                     LATERAL (SELECT t.created_at - interval '40 days' - g * interval '1 minute' AS moment) AS m
+                WHERE t.id = %(conversion)s
+                RETURNING id, created_at
+            ), events AS (
+                INSERT INTO tracking_conversionevent ({listed[ConversionEvent]}, conversion_id, created_at)
+                SELECT {picked[ConversionEvent]}, new.id, new.created_at
+                FROM new, tracking_conversionevent t WHERE t.id = %(event)s
+            )
+            INSERT INTO tracking_postbackattempt ({listed[PostbackAttempt]}, conversion_id, created_at)
+            SELECT {picked[PostbackAttempt]}, new.id, new.created_at
+            FROM new, tracking_postbackattempt t WHERE t.id = %(attempt)s
+            """,  # noqa: S608  (column names from the models' _meta; values are parameters)
+            {"count": HISTORY, "conversion": template.pk, "event": event.pk, "attempt": attempt.pk},
+        )
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
