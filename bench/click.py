@@ -33,6 +33,7 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 from bench.django_bench.common import (  # noqa: E402  (after the path fix above)
     ROOT,
     bench_link,
+    counted_statements,
     forget_buffer,
     machine,
     set_up_django,
@@ -189,7 +190,7 @@ def queries_per_click(code: str, buffer: str) -> float:
     with CaptureQueriesContext(connection) as queries:
         for _ in range(100):
             click()
-    return sum(1 for query in queries.captured_queries if query["sql"] not in ("BEGIN", "COMMIT")) / 100
+    return len(counted_statements(queries.captured_queries)) / 100
 
 
 def median_result(measured: list[dict]) -> dict:

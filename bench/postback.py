@@ -34,7 +34,7 @@ from urllib.parse import urlencode
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench.click import gunicorn, server_configuration  # noqa: E402  (after the path fix above)
-from bench.django_bench.common import bench_link, machine, set_up_django, wsgi_call  # noqa: E402
+from bench.django_bench.common import bench_link, counted_statements, machine, set_up_django, wsgi_call  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -106,58 +106,54 @@ def seed_history(program, clicks: list[str]) -> None:
     from django_scopes import scopes_disabled
 
     from tracking.models import Conversion, ConversionEvent, PostbackAttempt
+
+    conversion_id = new_postback(program, clicks[0], "history-0")["conversion_id"]
+    with scopes_disabled():
+        event = ConversionEvent.objects.get(conversion_id=conversion_id)
+        attempt = PostbackAttempt.objects.get(conversion_id=conversion_id)
+
+    def copy(model, *replaced: str) -> tuple[str, str, str]:
+        """(table, its columns but the primary key and ``replaced``, the same read from the template row t)."""
+        names = [f.column for f in model._meta.concrete_fields if not f.primary_key and f.column not in replaced]
+        return model._meta.db_table, ", ".join(names), ", ".join(f"t.{name}" for name in names)
+
+    conversions, c_columns, c_values = copy(Conversion, "order_id", "created_at", "status_changed_at")
+    events, e_columns, e_values = copy(ConversionEvent, "conversion_id", "created_at")
+    attempts, a_columns, a_values = copy(PostbackAttempt, "conversion_id", "created_at")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH new AS (
+                INSERT INTO {conversions} ({c_columns}, order_id, created_at, status_changed_at)
+                SELECT {c_values}, 'history-' || g, moment, moment
+                FROM {conversions} t, generate_series(1, %(count)s) AS s(g),
+                     LATERAL (SELECT t.created_at - interval '40 days' - g * interval '1 minute' AS moment) AS m
+                WHERE t.id = %(conversion)s
+                RETURNING id, created_at
+            ), events AS (
+                INSERT INTO {events} ({e_columns}, conversion_id, created_at)
+                SELECT {e_values}, new.id, new.created_at FROM new, {events} t WHERE t.id = %(event)s
+            )
+            INSERT INTO {attempts} ({a_columns}, conversion_id, created_at)
+            SELECT {a_values}, new.id, new.created_at FROM new, {attempts} t WHERE t.id = %(attempt)s
+            """,  # noqa: S608  (names from the models' _meta; values are parameters)
+            {"count": HISTORY, "conversion": conversion_id, "event": event.pk, "attempt": attempt.pk},
+        )
+
+
+def new_postback(program, click_id: str, order_id: str) -> dict:
+    """A new sale's postback in this process, as the view handles it (tracking.postback.load_program, then
+    handle_postback); its answer, which must be 'created'."""
     from tracking.postback import load_program
     from tracking.services import handle_postback
 
-    params = {"token": program.postback_token, "click_id": clicks[0], "order_id": "history-0", "amount": "49.90"}
+    params = {"token": program.postback_token, "click_id": click_id, "order_id": order_id, "amount": "49.90"}
     fresh, context = load_program(program.slug, params)
     status, body = handle_postback(
         program=fresh, params=params, method="GET", ip="198.51.100.9", headers={}, context=context
     )
     assert (status, body["status"]) == (200, "created"), body
-    with scopes_disabled():
-        template = Conversion.objects.get(pk=body["conversion_id"])
-        event = ConversionEvent.objects.get(conversion=template)
-        attempt = PostbackAttempt.objects.get(conversion=template)
-
-    def columns(model, *replaced: str) -> list[str]:
-        return [
-            field.column
-            for field in model._meta.concrete_fields
-            if not field.primary_key and field.column not in replaced
-        ]
-
-    copied = {
-        model: columns(model, *replaced)
-        for model, replaced in (
-            (Conversion, ("order_id", "created_at", "status_changed_at")),
-            (ConversionEvent, ("conversion_id", "created_at")),
-            (PostbackAttempt, ("conversion_id", "created_at")),
-        )
-    }
-    listed = {model: ", ".join(names) for model, names in copied.items()}
-    picked = {model: ", ".join(f"t.{name}" for name in names) for model, names in copied.items()}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH new AS (
-                INSERT INTO tracking_conversion ({listed[Conversion]}, order_id, created_at, status_changed_at)
-                SELECT {picked[Conversion]}, 'history-' || g, moment, moment
-                FROM tracking_conversion t, generate_series(1, %(count)s) AS s(g),
-                     LATERAL (SELECT t.created_at - interval '40 days' - g * interval '1 minute' AS moment) AS m
-                WHERE t.id = %(conversion)s
-                RETURNING id, created_at
-            ), events AS (
-                INSERT INTO tracking_conversionevent ({listed[ConversionEvent]}, conversion_id, created_at)
-                SELECT {picked[ConversionEvent]}, new.id, new.created_at
-                FROM new, tracking_conversionevent t WHERE t.id = %(event)s
-            )
-            INSERT INTO tracking_postbackattempt ({listed[PostbackAttempt]}, conversion_id, created_at)
-            SELECT {picked[PostbackAttempt]}, new.id, new.created_at
-            FROM new, tracking_postbackattempt t WHERE t.id = %(attempt)s
-            """,  # noqa: S608  (column names from the models' _meta; values are parameters)
-            {"count": HISTORY, "conversion": template.pk, "event": event.pk, "attempt": attempt.pk},
-        )
+    return body
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
@@ -271,31 +267,16 @@ def queries_per_conversion(program, clicks: list[str]) -> tuple[float, list[str]
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from tracking.postback import load_program
-    from tracking.services import handle_postback
-
     def one(number: int) -> list[dict]:
-        params = {
-            "token": program.postback_token,
-            "click_id": clicks[number % len(clicks)],
-            "order_id": f"queries-{uuid.uuid4().hex}",
-            "amount": "49.90",
-        }
         with CaptureQueriesContext(connection) as queries:
-            fresh, context = load_program(program.slug, params)
-            status, body = handle_postback(
-                program=fresh, params=params, method="GET", ip="198.51.100.9", headers={}, context=context
-            )
-        assert (status, body["status"]) == (200, "created"), body
+            new_postback(program, clicks[number % len(clicks)], f"queries-{uuid.uuid4().hex}")
         return queries.captured_queries
 
     one(0)  # warm: the month volumes the rate signal caches
     total = 0
     for number in range(QUERY_SAMPLE):
         captured = one(number)
-        total += sum(
-            1 for query in captured if query["sql"] not in ("BEGIN", "COMMIT") and "PREPARE" not in query["sql"]
-        )
+        total += sum(1 for sql in counted_statements(captured) if "PREPARE" not in sql)
     return total / QUERY_SAMPLE, [" ".join(query["sql"].split())[:100] for query in captured]
 
 

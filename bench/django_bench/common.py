@@ -120,6 +120,12 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {versions or 'PostgreSQL client n/a'}"
 
 
+def counted_statements(captured: list[dict]) -> list[str]:
+    """The SQL of CaptureQueriesContext's ``captured`` queries, BEGIN and COMMIT left out: what both benches
+    count as statements."""
+    return [query["sql"] for query in captured if query["sql"] not in ("BEGIN", "COMMIT")]
+
+
 def wsgi_call(path: str, query: str = "") -> str:
     """One GET through config.wsgi.application, in this process, as gunicorn would call it; the status line."""
     import io
