@@ -1,14 +1,22 @@
 """Salted hashes of visitor data: raw IP addresses are never stored, only these per-program digests."""
 
-import hashlib
 import hmac
+from functools import lru_cache
 
 from django.conf import settings
 
 
+@lru_cache(maxsize=1024)
+def _program_key(secret: str, program_id: int) -> bytes:
+    return hmac.digest(secret.encode(), f"goalpost-visitor:{program_id}".encode(), "sha256")
+
+
 def _digest(program_id: int, *parts: str) -> str:
-    key = hmac.new(settings.SECRET_KEY.encode(), f"goalpost-visitor:{program_id}".encode(), hashlib.sha256).digest()
-    return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
+    # hmac.digest is OpenSSL's one-shot HMAC: the same digest as hmac.new(...).hexdigest() without building
+    # HMAC objects, on every click and postback. The secret is part of the cache key, so a changed SECRET_KEY
+    # (tests override it) never reuses an old program key.
+    key = _program_key(settings.SECRET_KEY, program_id)
+    return hmac.digest(key, "\x1f".join(parts).encode(), "sha256").hex()
 
 
 def ip_hash(program_id: int, ip: str) -> str:

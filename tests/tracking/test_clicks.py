@@ -154,6 +154,22 @@ def test_click_row_holds_request_facts_but_never_the_raw_ip(alice_link, wsgi_get
     assert (click.source, click.is_bot, click.is_unique) == ("referral", False, True)
 
 
+def test_visitor_hashes_keep_their_definition(settings):
+    """Stored hashes are compared with new ones (unique clicks, click flooding, self-referral): the digest is
+    HMAC-SHA256 under a per-program key derived from SECRET_KEY, and stays so however it is computed."""
+    import hashlib
+    import hmac
+
+    key = hmac.new(settings.SECRET_KEY.encode(), b"goalpost-visitor:7", hashlib.sha256).digest()
+    assert ip_hash(7, "198.51.100.23") == hmac.new(key, b"ip\x1f198.51.100.23", hashlib.sha256).hexdigest()
+    assert visitor_hash(7, "198.51.100.23", CHROME) == (
+        hmac.new(key, f"visitor\x1f198.51.100.23\x1f{CHROME}".encode(), hashlib.sha256).hexdigest()
+    )
+    assert ip_hash(7, "198.51.100.23") != ip_hash(8, "198.51.100.23")
+    settings.SECRET_KEY = "another-" + "s" * 50
+    assert ip_hash(7, "198.51.100.23") != hmac.new(key, b"ip\x1f198.51.100.23", hashlib.sha256).hexdigest()
+
+
 def test_click_country_from_x_country_code_and_blank_when_unknown(alice_link, wsgi_get, drain_all):
     wsgi_get(f"/c/{alice_link.link.code}", HTTP_X_COUNTRY_CODE="PL")
     wsgi_get(f"/c/{alice_link.link.code}", HTTP_CF_IPCOUNTRY="XX")
