@@ -124,8 +124,6 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-# Per process, for slow-moving heuristics read on hot paths (tracking.fraud's month volumes): no round trip.
-CACHES["process"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "goalpost-process"}
 
 AUTH_USER_MODEL = "affiliates.User"
 AUTH_PASSWORD_VALIDATORS = [

@@ -8,6 +8,7 @@ from django_scopes import scopes_disabled
 from affiliates.models import AffiliateStatus, Role
 from config.celery import app as celery_app
 from tests.factories import AffiliateFactory, MembershipFactory, ProgramFactory, UserFactory
+from tracking import fraud
 
 
 @pytest.fixture(autouse=True)
@@ -15,6 +16,8 @@ def _fast_and_local(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     # PBKDF2 costs ~0.3 s per hash by design; tests create dozens of users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # The fraud signal's month volumes live in process memory for minutes; each test counts its own.
+    fraud._volumes.clear()
 
 
 @pytest.fixture(autouse=True)

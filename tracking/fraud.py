@@ -12,11 +12,11 @@
 """
 
 import logging
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from django.core.cache import caches
 from django.db.models import F, Func, IntegerField, OuterRef, Subquery
 from django.http import HttpRequest
 from django_scopes import scopes_disabled
@@ -68,10 +68,10 @@ def flood_clicks(settings: TrackingSettings) -> Subquery:
     )
 
 
-def volume_key(program: Program, month: tuple[datetime, datetime], affiliate_id: int | None) -> str:
-    # The creation time tells apart two programs that got the same id (test databases, SQLite after rollback).
-    stamp = program.created_at.timestamp()
-    return f"tracking:volume:{program.pk}:{stamp}:{affiliate_id or '-'}:{month[0].isoformat()}"
+# (program id, program created_at, affiliate id or None, month start) -> (monotonic expiry, volume). The creation
+# time tells apart two programs that got the same id (test databases, SQLite after a rollback).
+_volumes: dict[tuple, tuple[float, Volume]] = {}
+VOLUMES_KEPT = 10_000  # entries before the expired ones are dropped
 
 
 def month_volumes(
@@ -79,20 +79,26 @@ def month_volumes(
 ) -> dict[int | None, Volume]:
     """Non-bot clicks and counted attributed conversions in ``month`` of each affiliate (None: the program).
 
-    Cached for VOLUME_CACHE_SECONDS in each process's memory (the "process" cache): the rate signal is a
-    heuristic over a whole month, and counting a busy affiliate's month of clicks on every conversion, or even
-    a Redis round trip for the cached counts, would cost more than the rest of a postback together.
+    Kept for VOLUME_CACHE_SECONDS in this process's memory, in a plain dict: the rate signal is a heuristic
+    over a whole month, and counting a busy affiliate's month of clicks on every conversion, or even a Redis
+    round trip for the cached counts, would cost more than the rest of a postback together. (A LocMemCache
+    pickles, validates keys and locks on every read, which cost a postback as much as the signal itself.)
     """
-    cache = caches["process"]
-    keys = {affiliate_id: volume_key(program, month, affiliate_id) for affiliate_id in affiliate_ids}
-    cached = cache.get_many(list(keys.values()))
+    now = time.monotonic()
     volumes = {}
-    for affiliate_id, key in keys.items():
-        if key in cached:
-            volumes[affiliate_id] = Volume(*cached[key])
-        else:
-            volumes[affiliate_id] = _count_volume(program, month, affiliate_id)
-            cache.set(key, list(volumes[affiliate_id]), VOLUME_CACHE_SECONDS)
+    for affiliate_id in affiliate_ids:
+        key = (program.pk, program.created_at, affiliate_id, month[0])
+        kept = _volumes.get(key)
+        if kept is not None and kept[0] > now:
+            volumes[affiliate_id] = kept[1]
+            continue
+        volumes[affiliate_id] = _count_volume(program, month, affiliate_id)
+        if len(_volumes) >= VOLUMES_KEPT:
+            for old in [old for old, (expiry, _volume) in _volumes.items() if expiry <= now]:
+                del _volumes[old]
+            if len(_volumes) >= VOLUMES_KEPT:  # all still fresh: start over rather than grow
+                _volumes.clear()
+        _volumes[key] = (now + VOLUME_CACHE_SECONDS, volumes[affiliate_id])
     return volumes
 
 

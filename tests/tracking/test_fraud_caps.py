@@ -133,6 +133,25 @@ def test_month_volumes_are_cached_for_a_while(sales):
     assert first == fraud.Volume(clicks=3, conversions=0)
 
 
+def test_month_volumes_are_counted_again_once_expired_and_kept_bounded(sales, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(fraud.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(fraud, "VOLUMES_KEPT", 3)
+    month = (MID_MONTH - timedelta(days=11), MID_MONTH + timedelta(days=19))
+    with time_machine.travel(MID_MONTH, tick=False), scope(program=sales.program):
+        bulk_clicks(sales, 3, link=sales.tracked.link, when=MID_MONTH - timedelta(days=1))
+        assert fraud.month_volume(program=sales.program, month=month, affiliate_id=sales.affiliate.pk).clicks == 3
+        bulk_clicks(sales, 2, link=sales.tracked.link, when=MID_MONTH - timedelta(days=1))
+        clock[0] += fraud.VOLUME_CACHE_SECONDS - 1
+        assert fraud.month_volume(program=sales.program, month=month, affiliate_id=sales.affiliate.pk).clicks == 3
+        clock[0] += 1
+        assert fraud.month_volume(program=sales.program, month=month, affiliate_id=sales.affiliate.pk).clicks == 5
+        for days in range(1, 6):  # other months: the memory stays within VOLUMES_KEPT
+            later = (month[0] + timedelta(days=31 * days), month[1] + timedelta(days=31 * days))
+            fraud.month_volume(program=sales.program, month=later, affiliate_id=sales.affiliate.pk)
+            assert len(fraud._volumes) <= 3
+
+
 @time_machine.travel(MID_MONTH, tick=False)
 def test_conversion_rate_below_the_minimum_volume_is_not_judged(sales):
     bulk_clicks(sales, 10, link=sales.tracked.link, when=MID_MONTH - timedelta(days=1))
