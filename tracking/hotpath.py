@@ -28,11 +28,11 @@ from uuid import UUID
 
 from django.conf import settings as django_settings
 from django.db import DEFAULT_DB_ALIAS, connection, models
-from django.db.models import Model, signals
-from django.db.models.base import ModelState
+from django.db.models import Model
 
 from affiliates.models import Affiliate, Program
 from tracking.caps import CAP_METRICS
+from tracking.instances import attach, loaded_instance
 from tracking.models import (
     Cap,
     Click,
@@ -50,7 +50,12 @@ Key = tuple[int, object]  # (affiliate id, program-local day), as tracking.dirty
 
 
 def enabled() -> bool:
-    return connection.vendor == "postgresql" and django_settings.TRACKING_SQL_HOT_PATH
+    return django_settings.TRACKING_SQL_HOT_PATH and _on_postgresql()
+
+
+@cache
+def _on_postgresql() -> bool:
+    return connection.vendor == "postgresql"  # a process talks to one kind of database
 
 
 @dataclass(frozen=True)
@@ -102,36 +107,13 @@ def _converters(model: type[Model], alias: str) -> tuple[tuple[int, list, object
     return tuple(result)
 
 
-@cache
-def _attnames(model: type[Model]) -> tuple[str, ...] | None:
-    """The concrete fields' attribute names, if ``_instance`` may fill an instance's __dict__ with them: no
-    pre_init/post_init receiver and no custom ``from_db`` or ``__init__`` (None: build it with from_db)."""
-    plain = (
-        model.__init__ is Model.__init__
-        and model.from_db.__func__ is Model.from_db.__func__
-        and not signals.pre_init.has_listeners(model)
-        and not signals.post_init.has_listeners(model)
-    )
-    return tuple(field.attname for field in model._meta.concrete_fields) if plain else None
-
-
 def _instance(model: type[Model], alias: str, values: tuple) -> Model:
-    """The model object the ORM would build from a row of every concrete field, as ``Model.from_db`` does.
-
-    Model.__init__ sets the fields one by one through their descriptors, which is most of the Python cost of
-    loading six rows per postback; for a plain model the result is the same __dict__, filled in one step."""
+    """The model object the ORM would build from a row of every concrete field, as ``Model.from_db`` does."""
     values = list(values)
     for position, converters, column in _converters(model, alias):
         for converter in converters:
             values[position] = converter(values[position], column, connection)
-    attnames = _attnames(model)
-    if attnames is None:
-        return model.from_db(DEFAULT_DB_ALIAS, None, values)
-    obj = model.__new__(model)
-    obj._state = ModelState()
-    obj._state.adding, obj._state.db = False, DEFAULT_DB_ALIAS
-    obj.__dict__.update(zip(attnames, values, strict=True))
-    return obj
+    return loaded_instance(model, values)
 
 
 # --- The read --------------------------------------------------------------------------------------------------
@@ -257,9 +239,9 @@ def read_postback_context(*, slug: str, click_id: UUID | None, kind: str) -> Pos
     if click_values[0] is None:
         return PostbackContext(program, click_id, kind, None, None)
     click = _instance(Click, "c", click_values)
-    click.program = program
-    click.offer = _instance(Offer, "o", offer_values) if offer_values[0] is not None else None
-    click.affiliate = _instance(Affiliate, "a", affiliate_values)
+    attach(click, "program", program)
+    attach(click, "offer", _instance(Offer, "o", offer_values) if offer_values[0] is not None else None)
+    attach(click, "affiliate", _instance(Affiliate, "a", affiliate_values))
     click.affiliate.has_caps = bool(has_caps)
     click.flood_clicks = flood
     rule_start = start + 2
@@ -355,7 +337,8 @@ def _sendable(value):
 def _insert_parts(obj: Model, *, skip: tuple[str, ...] = ()) -> list:
     """The values of an unsaved ``obj``, as Model.save would insert them, in ``_insert_shape``'s order."""
     _columns, _placeholders, readers = _insert_shape(type(obj), skip)
-    return [_sendable(read(obj)) for read in readers]
+    values = [read(obj) for read in readers]
+    return [value if type(value) in PASSED else _sendable(value) for value in values]  # most values pass as they are
 
 
 def _select(placeholders: str) -> str:
@@ -416,9 +399,9 @@ def insert_conversion(
     if row is None:
         return False
     _mark_saved(conversion, row[0])
-    event.conversion = conversion
+    attach(event, "conversion", conversion)
     _mark_saved(event, row[1])
     if attempt is not None:
-        attempt.conversion = conversion
+        attach(attempt, "conversion", conversion)
         _mark_saved(attempt, row[2])
     return True

@@ -22,11 +22,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django_scopes import scope
 
 from affiliates.models import Affiliate, AffiliateStatus, Program, User
 from tracking import attribution, caps, commissions, currency, dirty, fraud, hotpath
 from tracking.hashing import ip_hash as hash_ip
+from tracking.instances import new_instance
 from tracking.links import tracking_settings
 from tracking.models import (
     Conversion,
@@ -327,7 +329,8 @@ def _record(
         affiliate = attribution.load_affiliate(
             program=program, affiliate_id=credit.affiliate_id, offer_id=credit.offer.pk if credit.offer else None
         )
-    conversion = Conversion(
+    conversion = new_instance(
+        Conversion,
         program=program,
         kind=data.kind,
         order_id=data.order_id,
@@ -416,7 +419,8 @@ def _record(
 
 
 def _creation_event(program: Program, conversion: Conversion, notes: list[str], actor: User | None):
-    return ConversionEvent(
+    return new_instance(
+        ConversionEvent,
         program=program,
         conversion=conversion,
         from_status="",
@@ -442,12 +446,16 @@ def _existing_order(program: Program, data: ConversionInput) -> Conversion | Non
     return Conversion.objects.filter(program=program, kind=data.kind, order_id=data.order_id).first()
 
 
+DEFAULT_REASONS = {
+    Conversion.Source.POSTBACK: gettext_noop("Received by postback."),
+    Conversion.Source.API: gettext_noop("Received through the API."),
+    Conversion.Source.MANUAL: gettext_noop("Entered by hand."),
+}
+
+
 def default_reason(source: str) -> str:
-    return {
-        Conversion.Source.POSTBACK: _("Received by postback."),
-        Conversion.Source.API: _("Received through the API."),
-        Conversion.Source.MANUAL: _("Entered by hand."),
-    }.get(source, "")
+    reason = DEFAULT_REASONS.get(source)
+    return _(reason) if reason else ""  # only the one needed is translated: this runs on every conversion
 
 
 def _decide_status(conversion: Conversion, *, requested: str | None, affiliate, credit, notes: list[str]) -> None:
@@ -834,7 +842,8 @@ def _handle_postback(
     with scope(program=program):
         settings = settings_of(program)
         headers = {str(name).lower(): value for name, value in headers.items()}
-        attempt = PostbackAttempt(
+        attempt = new_instance(
+            PostbackAttempt,
             program=program,
             method=method[:8],
             params=dict(params) if replay_of is not None else _stored_params(program, params),
