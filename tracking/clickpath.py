@@ -11,6 +11,7 @@ only utm_* parameters are passed on and the click id is appended.
 
 import base64
 import contextlib
+import json
 import logging
 import re
 import time
@@ -19,12 +20,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
+from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
-from django.core.handlers.wsgi import WSGIRequest
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, close_old_connections, connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.cookie import parse_cookie
 from django.utils import translation
 from django.utils.encoding import iri_to_uri
@@ -34,7 +36,7 @@ from tracking.bots import is_bot
 from tracking.clicks import CLICK, IMPRESSION, SUB_COUNT, click_cap_reached, track_event
 from tracking.hashing import client_ip, ip_hash, visitor_hash
 from tracking.links import CachedLink
-from tracking.postback import postback_view
+from tracking.postback import answer_postback, wsgi_params
 from tracking.sources import traffic_source
 
 logger = logging.getLogger(__name__)
@@ -265,17 +267,22 @@ class TrackingDispatcher:
         # Answers in the caller's language: a worker thread keeps the language of the last page it served.
         with translation.override(visitor_language(environ)):
             try:
-                response = postback_view(WSGIRequest(environ), slug)
+                status, body = answer_postback(slug, environ, lambda: wsgi_params(environ))
             except Exception:
                 logger.exception("Postback to %s failed.", slug)
                 message = _("Something went wrong; the postback was not recorded. Please retry.")
-                error = {"code": "server_error", "message": message, "field": None}
-                response = JsonResponse({"error": error}, status=500)
+                status, body = 500, {"error": {"code": "server_error", "message": message, "field": None}}
             finally:
                 _close_old_connections()
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
-        return [response.content]
+        # What JsonResponse would send, without building one: the body as DjangoJSONEncoder writes it.
+        content = json.dumps(body, cls=DjangoJSONEncoder).encode()
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(content))),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        return [content]
 
 
 def _django_response(reply: Reply) -> HttpResponse:

@@ -6,8 +6,11 @@ tenancy middleware lets it through (``checked_by_view``) and the view enters the
 """
 
 import json
+from collections.abc import Callable, Mapping
+from urllib.parse import parse_qsl
 
 from django.core.exceptions import ValidationError
+from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest, JsonResponse
 from django.http.request import HttpHeaders
 from django.utils.translation import gettext as _
@@ -25,43 +28,41 @@ MAX_PARAMS = 50
 
 @csrf_exempt
 def postback_view(request: HttpRequest, program_slug: str) -> JsonResponse:
-    try:
-        params, unreadable = request_params(request), None
-    except ValueError as error:
-        params, unreadable = {}, str(error)
-    program, context = load_program(program_slug, params)
-    if program is None:  # any unknown slug gets the same 404
-        return JsonResponse(
-            {"error": {"code": "not_found", "message": _("No such program."), "field": None}}, status=404
-        )
-    ip = client_ip(request.META)
-    if unreadable is not None:
-        status, body = services.refuse_unreadable_postback(
-            program=program, method=request.method, ip=ip, message=unreadable
-        )
-    else:
-        status, body = services.handle_postback(
-            program=program,
-            params=params,
-            method=request.method,
-            ip=ip,
-            headers=postback_headers(request),
-            context=context,
-        )
+    """The endpoint for the test client and ``manage.py runserver``; gunicorn's entry point (config.wsgi) calls
+    ``answer_postback`` itself, without building a request."""
+    status, body = answer_postback(program_slug, request.META, lambda: request_params(request))
     return JsonResponse(body, status=status)
 
 
 postback_view.program_access = ProgramAccess(roles=frozenset(), checked_by_view=True)
 
 
+def answer_postback(slug: str, meta: Mapping[str, str], read_params: Callable[[], dict]) -> tuple[int, dict]:
+    """(HTTP status, JSON body) of a postback to ``slug``: ``meta`` is the request's WSGI environ (method,
+    sender's address, headers), ``read_params`` reads its parameters (ValueError: unreadable, answered 400)."""
+    try:
+        params, unreadable = read_params(), None
+    except ValueError as error:
+        params, unreadable = {}, str(error)
+    program, context = load_program(slug, params)
+    if program is None:  # any unknown slug gets the same 404
+        return 404, {"error": {"code": "not_found", "message": _("No such program."), "field": None}}
+    ip, method = client_ip(meta), meta.get("REQUEST_METHOD", "GET")
+    if unreadable is not None:
+        return services.refuse_unreadable_postback(program=program, method=method, ip=ip, message=unreadable)
+    return services.handle_postback(
+        program=program, params=params, method=method, ip=ip, headers=postback_headers(meta), context=context
+    )
+
+
 # The only headers the postback protocol reads, and their WSGI names.
 HEADER_KEYS = {name: HttpHeaders.to_wsgi_name(name) for name in services.PROTOCOL_HEADERS}
 
 
-def postback_headers(request: HttpRequest) -> dict[str, str]:
+def postback_headers(meta: Mapping[str, str]) -> dict[str, str]:
     """The request's postback headers (token, signature): all handle_postback reads, without building every
     header of the request into ``request.headers``."""
-    return {name: request.META[key] for name, key in HEADER_KEYS.items() if key in request.META}
+    return {name: meta[key] for name, key in HEADER_KEYS.items() if key in meta}
 
 
 def load_program(slug: str, params: dict[str, str]) -> tuple[Program | None, hotpath.PostbackContext | None]:
@@ -79,9 +80,30 @@ def load_program(slug: str, params: dict[str, str]) -> tuple[Program | None, hot
     return (context.program, context) if context is not None else (None, None)
 
 
+def query_params(query_string: str) -> dict[str, str]:
+    """The parameters of a WSGI ``QUERY_STRING``, one value each (the last), as ``request.GET.dict()`` reads
+    them: UTF-8, or Latin-1 when it is not UTF-8; blank values kept. More than MAX_PARAMS: ValueError."""
+    raw = query_string.encode("iso-8859-1")  # WSGI carries the bytes as Latin-1 text
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        text = raw.decode("iso-8859-1")
+    try:
+        return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_PARAMS))
+    except ValueError:  # parse_qsl's only ValueError here is max_num_fields
+        raise ValueError(_("Too many parameters.")) from None
+
+
+def wsgi_params(environ: Mapping) -> dict[str, str]:
+    """``request_params`` of a WSGI environ: a GET is read from the query string without building a request."""
+    if environ.get("REQUEST_METHOD") == "POST":
+        return request_params(WSGIRequest(environ))
+    return query_params(environ.get("QUERY_STRING", ""))
+
+
 def request_params(request: HttpRequest) -> dict[str, str]:
     """Query parameters, plus form or JSON-object body parameters of a POST (the body wins), one value each."""
-    params = request.GET.dict()
+    params = query_params(request.META.get("QUERY_STRING", ""))
     if request.method == "POST":
         if request.content_type == "application/json":
             try:

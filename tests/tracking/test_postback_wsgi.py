@@ -83,10 +83,10 @@ def test_errors_are_in_the_callers_language_whatever_the_thread_served_before(sa
 
 
 def test_an_unexpected_failure_answers_500_json_and_is_logged(sales, wsgi_get, monkeypatch, caplog):
-    def broken(request, program_slug):
+    def broken(slug, meta, read_params):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("tracking.clickpath.postback_view", broken)
+    monkeypatch.setattr("tracking.clickpath.answer_postback", broken)
     response = wsgi_get(f"/postback/{sales.program.slug}", query="token=x", HTTP_ACCEPT_LANGUAGE="sv, en;q=0.5")
     assert (response.status, as_json(response)["error"]["code"]) == (500, "server_error")
     with translation.override("sv"):
