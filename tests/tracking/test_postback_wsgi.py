@@ -60,6 +60,35 @@ def test_unknown_program_and_wrong_token_answer_json(sales, wsgi_get):
         assert PostbackAttempt.objects.get(program=sales.program).reason == "bad_token"
 
 
+@pytest.mark.parametrize("through", ["wsgi", "django"])
+def test_too_many_query_parameters_are_refused_and_logged(sales, wsgi_get, client, through):
+    extra = "&".join(f"p{number}=x" for number in range(60))
+    query = f"token={sales.program.postback_token}&order_id=A-1&{extra}"
+    if through == "wsgi":
+        response = wsgi_get(f"/postback/{sales.program.slug}", query=query)
+        status, body = response.status, as_json(response)
+    else:
+        response = client.get(f"/postback/{sales.program.slug}?{query}")
+        status, body = response.status_code, response.json()
+    assert (status, body["error"]["code"], body["error"]["message"]) == (400, "invalid_body", "Too many parameters.")
+    with scopes_disabled():
+        assert not Conversion.objects.filter(program=sales.program).exists()
+        assert PostbackAttempt.objects.get(program=sales.program).reason == "invalid_body"
+
+
+def test_query_parameters_read_as_django_reads_them(sales, wsgi_get):
+    """UTF-8 percent-escapes, '+' as a space, blank values kept, the last of repeated names."""
+    click = sales.click()
+    query = (
+        f"token={sales.program.postback_token}&click_id={click.click_id}&order_id=first&order_id=Zam%C3%B3wienie+7"
+        "&amount=10&coupon=&currency=EUR"
+    )
+    response = wsgi_get(f"/postback/{sales.program.slug}", query=query)
+    assert (response.status, as_json(response)["status"]) == (200, "created")
+    with scopes_disabled():
+        assert Conversion.objects.get(program=sales.program).order_id == "Zamówienie 7"
+
+
 def test_paths_that_are_not_a_postback_go_to_django(sales, wsgi_get):
     response = wsgi_get(f"/postback/{sales.program.slug}/extra", query=f"token={sales.program.postback_token}")
     assert response.status == 404
