@@ -96,16 +96,20 @@ def _loaded_attnames(model: type[Model]) -> tuple[str, ...] | None:
     return tuple(field.attname for field in model._meta.concrete_fields) if is_plain(model) else None
 
 
-def loaded_instance(model: type[M], values: list, db: str = DEFAULT_DB_ALIAS) -> M:
-    """``model.from_db(db, None, values)``: the object the ORM builds from a row of every concrete field (values
-    already converted from the database's types)."""
-    attnames = _loaded_attnames(model)
-    if attnames is None:
-        return model.from_db(db, None, values)
+def loaded_instance(
+    model: type[M], values: list, db: str = DEFAULT_DB_ALIAS, attnames: tuple[str, ...] | None = None
+) -> M:
+    """``model.from_db(db, attnames, values)``: the object the ORM builds from a row (values already converted
+    from the database's types) of every concrete field, or of the fields ``attnames`` with the rest deferred,
+    as ``.only()`` leaves them: absent from the object's __dict__, read from the database when first used."""
+    every = _loaded_attnames(model)
+    if every is None:
+        names = attnames or [field.attname for field in model._meta.concrete_fields]
+        return model.from_db(db, names, values)
     obj = model.__new__(model)
     obj._state = ModelState()
     obj._state.adding, obj._state.db = False, db
-    obj.__dict__.update(zip(attnames, values, strict=True))
+    obj.__dict__.update(zip(attnames or every, values, strict=True))
     return obj
 
 

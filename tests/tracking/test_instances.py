@@ -10,7 +10,7 @@ from django_scopes import scopes_disabled
 
 from affiliates.models import Program
 from tracking.instances import attach, loaded_instance, new_instance
-from tracking.models import Conversion, ConversionEvent, PostbackAttempt
+from tracking.models import Click, Conversion, ConversionEvent, PostbackAttempt
 
 pytestmark = pytest.mark.django_db
 
@@ -106,3 +106,14 @@ def test_attach_leaves_what_assigning_the_foreign_key_leaves(sales):
         assert described(attached) == described(assigned)
     with pytest.raises(TypeError, match="not a single-column foreign key"):
         attach(attached, "kind", None)
+
+
+def test_loaded_objects_with_deferred_fields_equal_from_db(sales):
+    click = sales.click(sub1="campaign-7")
+    names = ("id", "program_id", "click_id", "created_at")
+    with scopes_disabled():
+        row = list(Click.objects.filter(pk=click.pk).values_list(*names)[0])
+        loaded, orm = loaded_instance(Click, row, attnames=names), Click.from_db("default", names, row)
+        assert described(loaded) == described(orm)
+        assert loaded.get_deferred_fields() == orm.get_deferred_fields() > {"sub1", "link_id"}
+        assert loaded.sub1 == "campaign-7"  # read when first used, as Django does for deferred fields
