@@ -24,6 +24,17 @@ def ip_hash(program_id: int, ip: str) -> str:
     return _digest(program_id, "ip", ip) if ip else ""
 
 
+def sender_ip_hash(program_id: int, ip: str) -> str:
+    """``ip_hash`` of the address a server-to-server call comes from (postbacks): advertisers send from a few
+    addresses over and over, so their digests are kept (per secret key) instead of computed on every call."""
+    return _sender_hash(settings.SECRET_KEY, program_id, ip) if ip else ""
+
+
+@lru_cache(maxsize=4096)
+def _sender_hash(secret: str, program_id: int, ip: str) -> str:
+    return _digest(program_id, "ip", ip)
+
+
 def visitor_hash(program_id: int, ip: str, user_agent: str) -> str:
     """A program-specific digest of IP + user agent: the 'visitor' of KPI.md's unique clicks."""
     return _digest(program_id, "visitor", ip, user_agent) if ip or user_agent else ""

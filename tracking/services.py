@@ -28,6 +28,7 @@ from django_scopes import scope
 from affiliates.models import Affiliate, AffiliateStatus, Program, User
 from tracking import attribution, caps, commissions, currency, dirty, fraud, hotpath
 from tracking.hashing import ip_hash as hash_ip
+from tracking.hashing import sender_ip_hash
 from tracking.instances import new_instance
 from tracking.links import tracking_settings
 from tracking.models import (
@@ -847,7 +848,7 @@ def _handle_postback(
             program=program,
             method=method[:8],
             params=dict(params) if replay_of is not None else _stored_params(program, params),
-            ip_hash=replay_of.ip_hash if replay_of is not None else hash_ip(program.pk, ip),
+            ip_hash=replay_of.ip_hash if replay_of is not None else sender_ip_hash(program.pk, ip),
             replay_of=replay_of,
         )
         try:
@@ -883,7 +884,7 @@ def refuse_unreadable_postback(*, program: Program, method: str, ip: str, messag
             program=program,
             method=method[:8],
             params={},
-            ip_hash=hash_ip(program.pk, ip),
+            ip_hash=sender_ip_hash(program.pk, ip),
             result=PostbackAttempt.Result.REFUSED,
             reason="invalid_body",
             message=message,

@@ -15,7 +15,7 @@ from django_scopes import scopes_disabled
 from affiliates.models import AffiliateStatus
 from tests.tracking.conftest import needs_redis
 from tracking.clicks import buffered_count, event_buffer, find_click
-from tracking.hashing import ip_hash, visitor_hash
+from tracking.hashing import ip_hash, sender_ip_hash, visitor_hash
 from tracking.links import set_link_status, update_offer
 from tracking.models import Cap, Click, Impression, Link, Offer
 from tracking.tasks import drain_event_buffer_task
@@ -166,8 +166,11 @@ def test_visitor_hashes_keep_their_definition(settings):
         hmac.new(key, f"visitor\x1f198.51.100.23\x1f{CHROME}".encode(), hashlib.sha256).hexdigest()
     )
     assert ip_hash(7, "198.51.100.23") != ip_hash(8, "198.51.100.23")
+    assert sender_ip_hash(7, "198.51.100.23") == ip_hash(7, "198.51.100.23")  # kept, not computed each time
+    assert sender_ip_hash(7, "") == ip_hash(7, "") == ""
     settings.SECRET_KEY = "another-" + "s" * 50
     assert ip_hash(7, "198.51.100.23") != hmac.new(key, b"ip\x1f198.51.100.23", hashlib.sha256).hexdigest()
+    assert sender_ip_hash(7, "198.51.100.23") == ip_hash(7, "198.51.100.23")  # a new secret, a new digest
 
 
 def test_click_country_from_x_country_code_and_blank_when_unknown(alice_link, wsgi_get, drain_all):
