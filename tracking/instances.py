@@ -11,6 +11,7 @@ else goes through the ORM.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import TypeVar
 
@@ -33,61 +34,72 @@ def is_plain(model: type[Model]) -> bool:
     )
 
 
-# (name, attname, the related model's concrete model and its target attribute for a foreign key or None, the
-# field's default as a callable)
-Plan = tuple[tuple[str, str, tuple[type[Model], str] | None, Callable[[], object]], ...]
+@dataclass(frozen=True)
+class Plan:
+    """How Model.__init__ fills an object of a plain model without arguments, and which names it takes."""
+
+    constant: dict  # attname -> a default that is not called (the same value Field.get_default gives each time)
+    made: tuple[tuple[str, Callable[[], object]], ...]  # (attname, default to call) for callable defaults
+    related: dict  # foreign key name -> (attname, the related concrete model, its target attribute)
+    names: frozenset[str]  # the field names and attnames Model.__init__ accepts as keyword arguments
 
 
 @cache
-def _plan(model: type[Model]) -> tuple[Plan, frozenset[str]] | None:
+def _plan(model: type[Model]) -> Plan | None:
     if not is_plain(model):
         return None
-    plan = []
+    constant, made, related, names = {}, [], {}, set()
     for field in model._meta.fields:
         if field.column is None or field.generated:
             continue  # virtual: Model.__init__ skips them too
-        related = None
+        names.update((field.name, field.attname))
         if isinstance(field, ForeignKey):
             if len(field.related_fields) != 1:
                 return None
-            related = (field.remote_field.model._meta.concrete_model, field.target_field.attname)
-        plan.append((field.name, field.attname, related, field.get_default))
-    return tuple(plan), frozenset(name for entry in plan for name in entry[:2])
+            related[field.name] = (
+                field.attname,
+                field.remote_field.model._meta.concrete_model,
+                field.target_field.attname,
+            )
+        if (field.has_default() and callable(field.default)) or field.has_db_default():
+            made.append((field.attname, field.get_default))
+        else:
+            constant[field.attname] = field.get_default()
+    return Plan(constant, tuple(made), related, frozenset(names))
 
 
 def new_instance(model: type[M], **values) -> M:
     """``model(**values)``: an unsaved object with the given field values and every other field's default."""
-    planned = _plan(model)
-    if planned is None:
-        return model(**values)
-    plan, names = planned
-    if not names.issuperset(values):  # properties, unknown names: Model.__init__ handles (or refuses) them
+    plan = _plan(model)
+    if plan is None or not plan.names.issuperset(values):  # properties, unknown names: Model.__init__ decides
         return model(**values)
     obj = model.__new__(model)
     state = obj._state = ModelState()
     attributes = obj.__dict__
-    for name, attname, related, default in plan:
-        if related is not None and name in values:
-            if attname in values:  # both the object and its id: let Model.__init__ settle it
-                return model(**values)
-            value = values[name]
-            if value is None:
-                attributes[attname] = None
-            else:
-                related_model, target = related
-                if not isinstance(value, related_model):
-                    return model(**values)  # raises the ORM's ValueError
-                attributes[attname] = getattr(value, target)
-                value_state = value._state  # the databases ForwardManyToOneDescriptor.__set__ sets, with no router
-                if state.db is None:
-                    state.db = value_state.db or DEFAULT_DB_ALIAS
-                if value_state.db is None:
-                    value_state.db = state.db
-            state.fields_cache[name] = value
-        elif attname in values:
-            attributes[attname] = values[attname]
-        else:
+    attributes.update(plan.constant)
+    for attname, default in plan.made:
+        if attname not in values:
             attributes[attname] = default()
+    for name, value in values.items():
+        foreign_key = plan.related.get(name)
+        if foreign_key is None:  # a field's value, or a foreign key's id
+            attributes[name] = value
+            continue
+        attname, related_model, target = foreign_key
+        if attname in values:  # both the object and its id: let Model.__init__ settle it
+            return model(**values)
+        if value is None:
+            attributes[attname] = None
+        else:
+            if not isinstance(value, related_model):
+                return model(**values)  # raises the ORM's ValueError
+            attributes[attname] = getattr(value, target)
+            value_state = value._state  # the databases ForwardManyToOneDescriptor.__set__ sets, with no router
+            if state.db is None:
+                state.db = value_state.db or DEFAULT_DB_ALIAS
+            if value_state.db is None:
+                value_state.db = state.db
+        state.fields_cache[name] = value
     return obj
 
 
