@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from html import escape
 from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
@@ -225,10 +226,17 @@ def _cookie_header(cookie: tuple[str, str, int, bool]) -> str:
 
 
 def _close_old_connections() -> None:
-    # Django's handler does this around each request (drop broken or expired connections); this path
-    # bypasses it. Never inside a transaction: the tests call the dispatcher within theirs.
+    # Django's handler does this when a request starts and when it ends (drop broken or expired connections);
+    # these paths bypass it and do it at the end: a connection found broken or too old then is closed before
+    # the next request. Never inside a transaction: the tests call the dispatcher within theirs.
     if not connection.in_atomic_block:
         close_old_connections()
+
+
+@cache
+def _checks_connection_health() -> bool:
+    """Whether a database has CONN_HEALTH_CHECKS, which Django arms at the start of each request."""
+    return any(database.get("CONN_HEALTH_CHECKS") for database in settings.DATABASES.values())
 
 
 POSTBACK_PATH = re.compile(r"/postback/(?P<slug>[-a-zA-Z0-9_]+)/?")
@@ -263,7 +271,8 @@ class TrackingDispatcher:
         return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else reply.body]
 
     def _postback(self, environ: dict, start_response: Callable, slug: str) -> Iterable[bytes]:
-        _close_old_connections()
+        if _checks_connection_health():  # Django's request_started: the first query then checks the connection
+            _close_old_connections()
         # Answers in the caller's language: a worker thread keeps the language of the last page it served.
         with translation.override(visitor_language(environ)):
             try:
@@ -274,8 +283,12 @@ class TrackingDispatcher:
                 status, body = 500, {"error": {"code": "server_error", "message": message, "field": None}}
             finally:
                 _close_old_connections()
-        # What JsonResponse would send, without building one: the body as DjangoJSONEncoder writes it.
-        content = json.dumps(body, cls=DjangoJSONEncoder).encode()
+        # What JsonResponse would send, without building one: the body as DjangoJSONEncoder writes it (plain
+        # values, the usual case, are what json.dumps writes; DjangoJSONEncoder handles the rest).
+        try:
+            content = json.dumps(body).encode()
+        except TypeError:
+            content = json.dumps(body, cls=DjangoJSONEncoder).encode()
         headers = [
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(content))),

@@ -1,9 +1,11 @@
 """Postbacks through config.wsgi (gunicorn's entry point), which serves them before Django's middleware."""
 
 import json
+import time
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.http import HttpRequest
 from django.http.cookie import parse_cookie
 from django.utils import translation
@@ -89,6 +91,19 @@ def test_query_parameters_read_as_django_reads_them(sales, wsgi_get):
         assert Conversion.objects.get(program=sales.program).order_id == "Zamówienie 7"
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="Django never closes SQLite's in-memory test database")
+def test_a_connection_past_its_age_is_closed_when_the_postback_ends(sales, wsgi_get):
+    """What Django's request_finished does (CONN_MAX_AGE): this path bypasses Django's handler and does it too."""
+    connection.ensure_connection()
+    connection.close_at = time.monotonic() - 1
+    response = wsgi_get(f"/postback/{sales.program.slug}", query="token=wrong&order_id=A-1")
+    assert response.status == 401
+    assert connection.connection is None  # closed; the next query opens a new one
+    with scopes_disabled():
+        assert PostbackAttempt.objects.get(program=sales.program).reason == "bad_token"
+
+
 def test_paths_that_are_not_a_postback_go_to_django(sales, wsgi_get):
     response = wsgi_get(f"/postback/{sales.program.slug}/extra", query=f"token={sales.program.postback_token}")
     assert response.status == 404
@@ -123,6 +138,18 @@ def test_an_unexpected_failure_answers_500_json_and_is_logged(sales, wsgi_get, m
     assert swedish != "Something went wrong; the postback was not recorded. Please retry."
     assert as_json(response)["error"]["message"] == swedish
     assert "Postback to" in caplog.text
+
+
+def test_answers_with_lazy_text_or_decimals_are_written_as_jsonresponse_writes_them(sales, wsgi_get, monkeypatch):
+    from django.utils.translation import gettext_lazy
+
+    body = {"error": {"code": "x", "message": gettext_lazy("No such program."), "amount": Decimal("1.50")}}
+    monkeypatch.setattr("tracking.clickpath.answer_postback", lambda slug, meta, read_params: (400, body))
+    response = wsgi_get(f"/postback/{sales.program.slug}", query="token=x")
+    assert (response.status, as_json(response)) == (
+        400,
+        {"error": {"code": "x", "message": "No such program.", "amount": "1.50"}},
+    )
 
 
 def test_a_visitor_on_a_dead_link_reads_the_page_in_their_language(wsgi_get):
