@@ -17,6 +17,7 @@ under row locks, conversions with a customer id (their dirty cells and customer 
 status updates and duplicates. The environment variable ``TRACKING_SQL_HOT_PATH=0`` turns this module off.
 """
 
+import dataclasses
 import hashlib
 import operator
 import weakref
@@ -63,13 +64,15 @@ def _on_postgresql() -> bool:
 class PostbackContext:
     """What one read found: the program (with ``tracking_settings`` loaded), and for ``click_id`` the click
     (offer and affiliate loaded, ``flood_clicks`` and ``affiliate.has_caps`` set) and the candidate commission
-    rules of ``kind`` for its affiliate and offer (None when no click was found)."""
+    rules of ``kind`` for its affiliate and offer (None when no click was found); and the request's cursor the
+    read used, for the write to use too, if the caller keeps one open (postback.answer_postback does)."""
 
     program: Program
     click_id: UUID | None
     kind: str
     click: Click | None
     rules: list[CommissionRule] | None
+    cursor: object = dataclasses.field(default=None, compare=False, repr=False)
 
     def click_for(self, click_id: UUID | None) -> Click | None:
         return self.click if click_id is not None and click_id == self.click_id else None
@@ -239,12 +242,17 @@ def _read_widths() -> tuple[int, ...]:
     return tuple(len(_fields(model)) for model, _alias in READ_PARTS)
 
 
-def read_postback_context(*, slug: str, click_id: UUID | None, kind: str) -> PostbackContext | None:
-    """One SELECT for a postback to ``slug`` (None: no such program). For a program without tracking settings
-    yet, only the program is loaded; the click is then left to the general path."""
+def read_postback_context(*, slug: str, click_id: UUID | None, kind: str, cursor=None) -> PostbackContext | None:
+    """One SELECT for a postback to ``slug`` (None: no such program), on ``cursor`` (one of the request's that
+    stays open for the write) or a cursor of its own. For a program without tracking settings yet, only the
+    program is loaded; the click is then left to the general path."""
     # Plain text for the uuid and the text[]: psycopg2 quotes str in C, a UUID or a list through Python.
     params = [slug, None if click_id is None else str(click_id), kind, CAP_METRICS_ARRAY]
-    with connection.cursor() as cursor:
+    if cursor is None:
+        with connection.cursor() as own:
+            _execute_read(own, params)
+            rows = own.fetchall()
+    else:
         _execute_read(cursor, params)
         rows = cursor.fetchall()
     if not rows:
@@ -259,10 +267,10 @@ def read_postback_context(*, slug: str, click_id: UUID | None, kind: str) -> Pos
     program_values, settings_values, click_values, offer_values, affiliate_values = parts
     program = _instance(Program, "p", program_values)
     if settings_values[0] is None:  # tracking.services.settings_of creates them, in the program's scope
-        return PostbackContext(program, click_id, kind, None, None)
+        return PostbackContext(program, click_id, kind, None, None, cursor)
     program.tracking_settings = _instance(TrackingSettings, "s", settings_values)
     if click_values[0] is None:
-        return PostbackContext(program, click_id, kind, None, None)
+        return PostbackContext(program, click_id, kind, None, None, cursor)
     click = _instance(Click, "c", click_values)
     attach(click, "program", program)
     attach(click, "offer", _instance(Offer, "o", offer_values) if offer_values[0] is not None else None)
@@ -275,7 +283,7 @@ def read_postback_context(*, slug: str, click_id: UUID | None, kind: str) -> Pos
         for row in rows
         if row[rule_start] is not None
     ]
-    return PostbackContext(program, click_id, kind, click, rules)
+    return PostbackContext(program, click_id, kind, click, rules, cursor)
 
 
 # --- The write -------------------------------------------------------------------------------------------------
@@ -439,10 +447,16 @@ def _mark_saved(obj: Model, pk: int) -> None:
 
 
 def insert_conversion(
-    *, conversion: Conversion, event: ConversionEvent, attempt: PostbackAttempt | None, keys: list[Key]
+    *,
+    conversion: Conversion,
+    event: ConversionEvent,
+    attempt: PostbackAttempt | None,
+    keys: list[Key],
+    cursor=None,
 ) -> bool:
     """Insert a new ``conversion`` with its creation ``event``, the postback log entry ``attempt`` (if any) and
-    the rollups' dirty marks of ``keys``, in one statement. False, and nothing written, if the order exists."""
+    the rollups' dirty marks of ``keys``, in one statement, on ``cursor`` (the read's, still open) or a cursor
+    of its own. False, and nothing written, if the order exists."""
     params = _insert_parts(conversion)
     params += _insert_parts(event, skip=("conversion",))
     if attempt is not None:
@@ -452,7 +466,11 @@ def insert_conversion(
         for affiliate_id, day in sorted(keys):
             params += [conversion.program_id, affiliate_id, _sendable(day), marked_at]
     name, numbered = _write_statement(attempt is not None, len(keys))
-    with connection.cursor() as cursor:
+    if cursor is None or cursor.closed or cursor.connection is not connection.connection:  # (reconnected since)
+        with connection.cursor() as own:
+            _execute_prepared(own, name, numbered, params)
+            row = own.fetchone()
+    else:
         _execute_prepared(cursor, name, numbered, params)
         row = cursor.fetchone()
     if row is None:

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 from django.core.exceptions import ValidationError
 from django.core.handlers.wsgi import WSGIRequest
+from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.http.request import HttpHeaders
 from django.utils.translation import gettext as _
@@ -39,12 +40,20 @@ postback_view.program_access = ProgramAccess(roles=frozenset(), checked_by_view=
 
 def answer_postback(slug: str, meta: Mapping[str, str], read_params: Callable[[], dict]) -> tuple[int, dict]:
     """(HTTP status, JSON body) of a postback to ``slug``: ``meta`` is the request's WSGI environ (method,
-    sender's address, headers), ``read_params`` reads its parameters (ValueError: unreadable, answered 400)."""
+    sender's address, headers), ``read_params`` reads its parameters (ValueError: unreadable, answered 400).
+    On the PostgreSQL hot path the read and the write of a new conversion share one cursor."""
+    if not hotpath.enabled():
+        return _answer(slug, meta, read_params, None)
+    with connection.cursor() as cursor:
+        return _answer(slug, meta, read_params, cursor)
+
+
+def _answer(slug: str, meta: Mapping[str, str], read_params: Callable[[], dict], cursor) -> tuple[int, dict]:
     try:
         params, unreadable = read_params(), None
     except ValueError as error:
         params, unreadable = {}, str(error)
-    program, context = load_program(slug, params)
+    program, context = load_program(slug, params, cursor=cursor)
     if program is None:  # any unknown slug gets the same 404
         return 404, {"error": {"code": "not_found", "message": _("No such program."), "field": None}}
     ip, method = client_ip(meta), meta.get("REQUEST_METHOD", "GET")
@@ -65,7 +74,9 @@ def postback_headers(meta: Mapping[str, str]) -> dict[str, str]:
     return {name: meta[key] for name, key in HEADER_KEYS.items() if key in meta}
 
 
-def load_program(slug: str, params: dict[str, str]) -> tuple[Program | None, hotpath.PostbackContext | None]:
+def load_program(
+    slug: str, params: dict[str, str], *, cursor=None
+) -> tuple[Program | None, hotpath.PostbackContext | None]:
     """The program of ``slug`` with its tracking settings, in one query. On PostgreSQL the same query loads the
     postback's click and commission rules too (tracking/hotpath.py); the parameters are only peeked at here,
     and checked properly later."""
@@ -76,7 +87,7 @@ def load_program(slug: str, params: dict[str, str]) -> tuple[Program | None, hot
     except ValidationError:
         click_id = None
     kind = str(params.get("kind") or ConversionKind.SALE).strip().lower()
-    context = hotpath.read_postback_context(slug=slug, click_id=click_id, kind=kind)
+    context = hotpath.read_postback_context(slug=slug, click_id=click_id, kind=kind, cursor=cursor)
     return (context.program, context) if context is not None else (None, None)
 
 

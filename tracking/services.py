@@ -383,7 +383,8 @@ def _record(
         event = _creation_event(program, conversion, notes, actor)
         _log_created(attempt, conversion)
         keys = sorted(dirty.conversion_keys(program=program, conversions=[conversion]))
-        if hotpath.insert_conversion(conversion=conversion, event=event, attempt=attempt, keys=keys):
+        cursor = context.cursor if context is not None else None
+        if hotpath.insert_conversion(conversion=conversion, event=event, attempt=attempt, keys=keys, cursor=cursor):
             return conversion, True
         existing = _existing_order(program, data)
         if existing is not None:

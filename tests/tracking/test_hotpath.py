@@ -258,3 +258,23 @@ def test_new_conversion_costs_two_statements(client, sales, django_assert_num_qu
     assert second.startswith(f"EXECUTE {hotpath.WRITE_STATEMENT}")
     with scopes_disabled():
         assert Click.objects.filter(program=sales.program).count() == 1
+
+
+def test_the_write_uses_the_reads_cursor_and_a_new_one_if_that_closed(sales):
+    from tracking.postback import load_program
+    from tracking.services import handle_postback
+
+    params = {**revenue_share(sales), "token": sales.program.postback_token}
+    for number, close_first in enumerate((False, True)):
+        query = {**params, "click_id": str(params["click_id"]), "order_id": f"A-{number}"}
+        with connection.cursor() as cursor:
+            program, context = load_program(sales.program.slug, query, cursor=cursor)
+            assert context.cursor is cursor
+            if close_first:
+                cursor.close()
+            status, body = handle_postback(
+                program=program, params=query, method="GET", ip="198.51.100.9", headers={}, context=context
+            )
+        assert (status, body["status"]) == (200, "created")
+    with scopes_disabled():
+        assert Conversion.objects.filter(program=sales.program).count() == 2
