@@ -193,7 +193,7 @@ function request()
   return prepared[counter] or build(counter)
 end
 """
-AHEAD_PER_SECOND = 1500  # requests each of wrk's two threads builds ahead per second of the run (~3x what it sends here)
+AHEAD_PER_SECOND = 1500  # requests each of wrk's two threads builds ahead, per second of the run (~3x its share)
 
 
 def load_with_wrk(port: int, path: str, clicks: list[str] | None) -> dict:
