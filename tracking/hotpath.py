@@ -19,6 +19,7 @@ status updates and duplicates. The environment variable ``TRACKING_SQL_HOT_PATH=
 
 import dataclasses
 import hashlib
+import json
 import operator
 import weakref
 from collections.abc import Callable
@@ -218,10 +219,17 @@ def _execute_sql(name: str, count: int) -> str:
 
 
 def _numbered(sql: str) -> tuple[str, str]:
-    """(statement name, SQL with PostgreSQL's $1, $2, … for ``%s``) of one shape of the write."""
+    """(statement name, SQL reading its values from one jsonb parameter, the array of values: ``($1->>0)`` for
+    the first ``%s`` and so on) of one shape of the write.
+
+    One parameter, not one per value: psycopg2 quotes each parameter through an adapter object, and
+    PostgreSQL parses and coerces each literal of an EXECUTE; a JSON array is written by json.dumps in C and
+    parsed once. ``->>`` gives each element's text (NULL for null), which the placeholder's ::type cast reads
+    as it read the literal before."""
     parts = sql.split("%s")  # the SQL has no other % sign
-    numbered = "".join(part + (f"${number}" if number < len(parts) else "") for number, part in enumerate(parts, 1))
-    return WRITE_STATEMENT + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:16], numbered
+    numbered = "".join(part + (f"($1->>{index})" if index < len(parts) - 1 else "") for index, part in enumerate(parts))
+    # Named by what PostgreSQL prepares: a changed statement never meets an old one under its name.
+    return WRITE_STATEMENT + hashlib.sha1(numbered.encode(), usedforsecurity=False).hexdigest()[:16], numbered
 
 
 def _array_literal(values) -> str:
@@ -468,10 +476,10 @@ def insert_conversion(
     name, numbered = _write_statement(attempt is not None, len(keys))
     if cursor is None or cursor.closed or cursor.connection is not connection.connection:  # (reconnected since)
         with connection.cursor() as own:
-            _execute_prepared(own, name, numbered, params)
+            _execute_prepared(own, name, numbered, [json.dumps(params)], "(jsonb)")
             row = own.fetchone()
     else:
-        _execute_prepared(cursor, name, numbered, params)
+        _execute_prepared(cursor, name, numbered, [json.dumps(params)], "(jsonb)")
         row = cursor.fetchone()
     if row is None:
         return False
