@@ -17,6 +17,7 @@ under row locks, conversions with a customer id (their dirty cells and customer 
 status updates and duplicates. The environment variable ``TRACKING_SQL_HOT_PATH=0`` turns this module off.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -203,6 +204,14 @@ WRITE_STATEMENT = "goalpost_postback_write_"  # + a hash of the statement's shap
 _prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def _using(cursor):
+    """``cursor`` (the request's, kept open by postback.answer_postback) as a context that leaves it open, or a
+    cursor of its own when there is none, or it was closed or the connection replaced since."""
+    if cursor is None or cursor.closed or cursor.connection is not connection.connection:
+        return connection.cursor()
+    return contextlib.nullcontext(cursor)
+
+
 def _execute_prepared(cursor, name: str, sql: str, params: list, types: str = "") -> None:
     """EXECUTE ``sql`` (with $n placeholders) as the prepared statement ``name``, preparing it first on this
     connection: planning these statements costs PostgreSQL as much as running them (0.7 ms against 0.2 ms
@@ -258,11 +267,7 @@ def read_postback_context(*, slug: str, click_id: UUID | None, kind: str, cursor
     program is loaded; the click is then left to the general path."""
     # Plain text for the uuid and the text[]: psycopg2 quotes str in C, a UUID or a list through Python.
     params = [slug, None if click_id is None else str(click_id), kind, CAP_METRICS_ARRAY]
-    if cursor is None:
-        with connection.cursor() as own:
-            _execute_read(own, params)
-            rows = own.fetchall()
-    else:
+    with _using(cursor) as cursor:
         _execute_read(cursor, params)
         rows = cursor.fetchall()
     if not rows:
@@ -306,7 +311,8 @@ def _insert_shape(model: type[Model], skip: tuple[str, ...]) -> tuple[str, str, 
     The reader takes the object and returns the values Model.save would send: Field.get_db_prep_save does
     nothing on PostgreSQL to str, int, bool, Decimal, UUID, date and aware datetimes, which are read in one
     attrgetter call (their columns come first); fields that do more (JSON, auto_now dates, anything unusual)
-    go through ``_reader``. ``_sendable`` then turns each value into the text psycopg2 would send.
+    go through ``_reader``. ``_sendable`` then turns each value into the text psycopg2 would send (a JSON value
+    through its Json adapter's dumps, as psycopg2 quotes it).
     """
     fields = [field for field in model._meta.concrete_fields if not field.primary_key and field.name not in skip]
     plain = [field for field in fields if _is_plain(field)]
@@ -314,12 +320,13 @@ def _insert_shape(model: type[Model], skip: tuple[str, ...]) -> tuple[str, str, 
     fields = plain + special
     columns = ", ".join(_qn(field.column) for field in fields)
     placeholders = ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields)
-    get_plain = operator.attrgetter(*(field.attname for field in plain)) if len(plain) > 1 else None
-    readers = tuple(_reader(field) for field in (special if get_plain else fields))
+    names = [field.attname for field in plain]
+    # attrgetter of one name returns the value itself, of several a tuple: always a tuple here.
+    get_plain = operator.attrgetter(*names) if len(names) > 1 else lambda obj: tuple(getattr(obj, n) for n in names)
+    readers = tuple(_reader(field) for field in special)
 
     def read(obj: Model) -> list:
-        values = [*get_plain(obj)] if get_plain else []
-        values += [read_field(obj) for read_field in readers]
+        values = [*get_plain(obj), *(read_field(obj) for read_field in readers)]
         return [value if type(value) in PASSED else _sendable(value) for value in values]
 
     return columns, placeholders, read
@@ -336,34 +343,14 @@ PLAIN_FIELDS = (
 )
 
 
-JSON_VALUES = frozenset({list, dict, str, int, float, bool})
-
-
 def _is_plain(field) -> bool:
     auto_date = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
     return isinstance(field, PLAIN_FIELDS) or (isinstance(field, models.DateTimeField) and not auto_date)
 
 
 def _reader(field):
-    if _is_plain(field):
-        return operator.attrgetter(field.attname)
-
-    def prepared(obj):
-        return field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
-
-    if isinstance(field, models.JSONField):
-        from django.db.backends.postgresql.operations import get_json_dumps  # needs psycopg, as this module does
-
-        dumps = get_json_dumps(field.encoder)
-
-        def json_text(obj):
-            # The text Django's Jsonb adapter would send for a plain value (the fraud flags, the postback's
-            # parameters); None (SQL NULL) and expressions take Django's own way.
-            value = getattr(obj, field.attname)
-            return dumps(value) if type(value) in JSON_VALUES else prepared(obj)
-
-        return json_text
-    return prepared
+    """What Model.save would send for a field that is not plain (JSON, auto_now dates, anything unusual)."""
+    return lambda obj: field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
 
 
 # --- Values as psycopg2 quotes them in C --------------------------------------------------------------------------
@@ -476,11 +463,7 @@ def insert_conversion(
         for affiliate_id, day in sorted(keys):
             params += [conversion.program_id, affiliate_id, _sendable(day), marked_at]
     name, numbered = _write_statement(attempt is not None, len(keys))
-    if cursor is None or cursor.closed or cursor.connection is not connection.connection:  # (reconnected since)
-        with connection.cursor() as own:
-            _execute_prepared(own, name, numbered, [json.dumps(params)], "(jsonb)")
-            row = own.fetchone()
-    else:
+    with _using(cursor) as cursor:
         _execute_prepared(cursor, name, numbered, [json.dumps(params)], "(jsonb)")
         row = cursor.fetchone()
     if row is None:
